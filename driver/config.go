@@ -1,0 +1,202 @@
+package driver
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgentra/pgentra/internal/dsn"
+)
+
+// Keys of the connection string that belong to pgentra (DESIGN §4). They are
+// removed before lib/pq sees the string.
+const (
+	keyCredential        = "azure_credential"
+	keyClientID          = "azure_client_id"
+	keyObjectID          = "azure_object_id"
+	keyResourceID        = "azure_resource_id"
+	keyTenantID          = "azure_tenant_id"
+	keyCertificatePath   = "azure_client_certificate_path"
+	keyFederatedToken    = "azure_federated_token_file"
+	keyScope             = "azure_scope"
+	keyRefreshMargin     = "azure_refresh_margin"
+	keyAllowInsecureTLS  = "azure_allow_insecure_tls"
+	defaultRefreshMargin = 5 * time.Minute
+)
+
+var knownKeys = []string{
+	keyAllowInsecureTLS, keyCertificatePath, keyClientID, keyCredential, keyFederatedToken,
+	keyObjectID, keyRefreshMargin, keyResourceID, keyScope, keyTenantID,
+}
+
+// Credential kinds accepted by azure_credential.
+const (
+	credDefault           = "default"
+	credManagedIdentity   = "managed_identity"
+	credWorkloadIdentity  = "workload_identity"
+	credClientSecret      = "client_secret"
+	credClientCertificate = "client_certificate"
+	credEnvironment       = "environment"
+	credAzureCLI          = "azure_cli"
+	credAzureDeveloperCLI = "azure_developer_cli"
+)
+
+var credentialKinds = []string{
+	credDefault, credManagedIdentity, credWorkloadIdentity, credClientSecret,
+	credClientCertificate, credEnvironment, credAzureCLI, credAzureDeveloperCLI,
+}
+
+// Azure Service Connector's variables for Go apps (App Service, Container
+// Apps, Functions, AKS). Used when the DSN is empty.
+const (
+	envConnectionString = "AZURE_POSTGRESQL_CONNECTIONSTRING"
+	envSCClientID       = "AZURE_POSTGRESQL_CLIENTID"
+	envSCClientSecret   = "AZURE_POSTGRESQL_CLIENTSECRET"
+	envSCTenantID       = "AZURE_POSTGRESQL_TENANTID"
+	envClientSecret     = "AZURE_CLIENT_SECRET"
+	envCertPassword     = "AZURE_CLIENT_CERTIFICATE_PASSWORD"
+)
+
+// settings is pgentra's part of a connection string, validated.
+type settings struct {
+	credential         string
+	clientID           string
+	objectID           string
+	resourceID         string
+	tenantID           string
+	certificatePath    string
+	federatedTokenFile string
+	scope              string // "" = derive from host
+	refreshMargin      time.Duration
+	allowInsecureTLS   bool
+	// clientSecretEnv names the variable holding the client secret: secrets
+	// never live in the DSN.
+	clientSecretEnv string
+}
+
+// parsedDSN is a connection string split and validated, before pq parses
+// its part.
+type parsedDSN struct {
+	pq       string
+	keys     map[string]bool // pq keys present in the string
+	settings settings
+}
+
+// parseDSN splits name, applies Service Connector's environment when name is
+// empty, and validates every azure_* key. getenv is os.Getenv in production.
+func parseDSN(name string, getenv func(string) string) (parsedDSN, error) {
+	serviceConnector := false
+	if strings.TrimSpace(name) == "" {
+		if cs := getenv(envConnectionString); cs != "" {
+			name, serviceConnector = cs, true
+		}
+	}
+	split, err := dsn.Parse(name)
+	if err != nil {
+		return parsedDSN{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if split.Keys["password"] {
+		return parsedDSN{}, configErr("password", "", "must not be set: pgentra supplies an Entra access token as the password; remove it from the DSN")
+	}
+	s, err := parseSettings(split.Azure)
+	if err != nil {
+		return parsedDSN{}, err
+	}
+	if serviceConnector {
+		applyServiceConnector(&s, split.Azure, getenv)
+	}
+	return parsedDSN{pq: split.PQ, keys: split.Keys, settings: s}, nil
+}
+
+func parseSettings(kv map[string]string) (settings, error) {
+	s := settings{credential: credDefault, refreshMargin: defaultRefreshMargin, clientSecretEnv: envClientSecret}
+	for _, k := range dsn.SortedKeys(kv) {
+		v := kv[k]
+		switch k {
+		case keyCredential:
+			v = strings.ToLower(strings.TrimSpace(v))
+			if !contains(credentialKinds, v) {
+				return settings{}, configErr(k, v, "unknown credential; accepted: %s", quoteList(credentialKinds))
+			}
+			s.credential = v
+		case keyClientID:
+			s.clientID = v
+		case keyObjectID:
+			s.objectID = v
+		case keyResourceID:
+			s.resourceID = v
+		case keyTenantID:
+			s.tenantID = v
+		case keyCertificatePath:
+			s.certificatePath = v
+		case keyFederatedToken:
+			s.federatedTokenFile = v
+		case keyScope:
+			if !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "api://") {
+				return settings{}, configErr(k, v, `want a scope such as "https://ossrdbms-aad.database.windows.net/.default"`)
+			}
+			s.scope = v
+		case keyRefreshMargin:
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > 12*time.Hour {
+				return settings{}, configErr(k, v, `want a Go duration between 0s and 12h, such as "5m"`)
+			}
+			s.refreshMargin = d
+		case keyAllowInsecureTLS:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return settings{}, configErr(k, v, `want "true" or "false"`)
+			}
+			s.allowInsecureTLS = b
+		default:
+			return settings{}, configErr(k, "", "unknown key; pgentra's keys are %s", strings.Join(knownKeys, ", "))
+		}
+	}
+	n := 0
+	for _, v := range []string{s.clientID, s.objectID, s.resourceID} {
+		if v != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return settings{}, configErr(keyClientID, "", "set only one of azure_client_id, azure_object_id, azure_resource_id")
+	}
+	if (s.objectID != "" || s.resourceID != "") && s.credential != credManagedIdentity && s.credential != credDefault {
+		return settings{}, configErr(keyObjectID, "", "azure_object_id and azure_resource_id name a managed identity; they need azure_credential=managed_identity")
+	}
+	return s, nil
+}
+
+// applyServiceConnector fills settings from AZURE_POSTGRESQL_* variables,
+// unless the connection string's own azure_* keys say otherwise.
+func applyServiceConnector(s *settings, given map[string]string, getenv func(string) string) {
+	id, secret, tenant := getenv(envSCClientID), getenv(envSCClientSecret), getenv(envSCTenantID)
+	if _, ok := given[keyClientID]; !ok && id != "" {
+		s.clientID = id
+	}
+	if _, ok := given[keyTenantID]; !ok && tenant != "" {
+		s.tenantID = tenant
+	}
+	if _, ok := given[keyCredential]; ok {
+		return
+	}
+	switch {
+	case secret != "" && id != "" && tenant != "":
+		s.credential, s.clientSecretEnv = credClientSecret, envSCClientSecret
+	case id != "":
+		s.credential = credManagedIdentity
+	}
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+var _ = os.Getenv

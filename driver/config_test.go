@@ -1,0 +1,192 @@
+package driver
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgentra/pgentra/token"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseDSNSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		dsn  string
+		want settings
+	}{
+		{"defaults", "host=h user=u", settings{credential: credDefault, refreshMargin: 5 * time.Minute, clientSecretEnv: envClientSecret}},
+		{"every key, key=value", "host=h azure_credential=managed_identity azure_client_id=cid azure_tenant_id=tid azure_client_certificate_path=/c.pem azure_federated_token_file=/f azure_scope=https://x/.default azure_refresh_margin=90s azure_allow_insecure_tls=true",
+			settings{credential: credManagedIdentity, clientID: "cid", tenantID: "tid", certificatePath: "/c.pem", federatedTokenFile: "/f", scope: "https://x/.default", refreshMargin: 90 * time.Second, allowInsecureTLS: true, clientSecretEnv: envClientSecret}},
+		{"object id, URL", "postgres://u@h/db?azure_credential=managed_identity&azure_object_id=oid",
+			settings{credential: credManagedIdentity, objectID: "oid", refreshMargin: 5 * time.Minute, clientSecretEnv: envClientSecret}},
+		{"resource id", "host=h azure_credential=managed_identity azure_resource_id=/subscriptions/s/x",
+			settings{credential: credManagedIdentity, resourceID: "/subscriptions/s/x", refreshMargin: 5 * time.Minute, clientSecretEnv: envClientSecret}},
+		{"case-insensitive kind and key", "host=h AZURE_CREDENTIAL=Azure_CLI",
+			settings{credential: credAzureCLI, refreshMargin: 5 * time.Minute, clientSecretEnv: envClientSecret}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := parseDSN(tt.dsn, env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.settings != tt.want {
+				t.Errorf("settings = %+v\nwant       %+v", p.settings, tt.want)
+			}
+			if strings.Contains(p.pq, "azure_") {
+				t.Errorf("pq DSN still has azure keys: %q", p.pq)
+			}
+		})
+	}
+}
+
+func TestParseDSNErrors(t *testing.T) {
+	tests := []struct{ name, dsn, key, mention string }{
+		{"unknown azure key", "host=h azure_clientid=x", "azure_clientid", "azure_client_id"},
+		{"unknown credential", "host=h azure_credential=magic", "azure_credential", "managed_identity"},
+		{"bad margin", "host=h azure_refresh_margin=5", "azure_refresh_margin", "Go duration"},
+		{"negative margin", "host=h azure_refresh_margin=-1m", "azure_refresh_margin", "between"},
+		{"bad bool", "host=h azure_allow_insecure_tls=yes please", "", ""},
+		{"bad bool quoted", "host=h azure_allow_insecure_tls='yes please'", "azure_allow_insecure_tls", `"true" or "false"`},
+		{"bad scope", "host=h azure_scope=ossrdbms", "azure_scope", "https://ossrdbms-aad"},
+		{"two identities", "host=h azure_client_id=a azure_object_id=b", "azure_client_id", "only one"},
+		{"object id needs MI", "host=h azure_credential=client_secret azure_object_id=b", "azure_object_id", "managed_identity"},
+		{"password key", "host=h password=SECRETPW", "password", "pgentra supplies"},
+		{"password in URL", "postgres://u:SECRETPW@h/db", "password", "pgentra supplies"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseDSN(tt.dsn, env(nil))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("%v is not ErrInvalidConfig", err)
+			}
+			if strings.Contains(err.Error(), "SECRETPW") {
+				t.Errorf("error leaks the password: %v", err)
+			}
+			if tt.key == "" {
+				return
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Key != tt.key {
+				t.Fatalf("error %v does not name key %q", err, tt.key)
+			}
+			if !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("error %q does not say %q", err, tt.mention)
+			}
+		})
+	}
+}
+
+func TestServiceConnectorEnvironment(t *testing.T) {
+	base := map[string]string{envConnectionString: "host=srv.postgres.database.azure.com port=5432 dbname=orders sslmode=require user=app-id"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name       string
+		env        map[string]string
+		cred, id   string
+		secretFrom string
+	}{
+		{"system-assigned", base, credDefault, "", envClientSecret},
+		{"user-assigned", with(map[string]string{envSCClientID: "cid"}), credManagedIdentity, "cid", envClientSecret},
+		{"service principal", with(map[string]string{envSCClientID: "cid", envSCClientSecret: "s3cret", envSCTenantID: "tid"}), credClientSecret, "cid", envSCClientSecret},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := parseDSN("", env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.settings.credential != tt.cred || p.settings.clientID != tt.id || p.settings.clientSecretEnv != tt.secretFrom {
+				t.Errorf("got %+v", p.settings)
+			}
+			if !p.keys["user"] || !strings.Contains(p.pq, "dbname=orders") {
+				t.Errorf("connection string not used: %q", p.pq)
+			}
+		})
+	}
+	// The service principal's secret comes from AZURE_POSTGRESQL_CLIENTSECRET.
+	c, err := NewConnector("", withGetenv(env(with(map[string]string{envSCClientID: "cid", envSCClientSecret: "s3cret", envSCTenantID: "tid"}))))
+	if err != nil {
+		t.Fatalf("NewConnector from Service Connector env: %v", err)
+	}
+	defer c.Close()
+	if c.credKind != credClientSecret || c.scope != token.ScopePublic {
+		t.Errorf("credential %q scope %q", c.credKind, c.scope)
+	}
+}
+
+func TestNewConnectorErrors(t *testing.T) {
+	tests := []struct{ name, dsn, mention string }{
+		{"client_secret without secret", "host=h.postgres.database.azure.com user=u azure_credential=client_secret azure_client_id=c azure_tenant_id=t", "AZURE_CLIENT_SECRET"},
+		{"certificate missing file", "host=h.postgres.database.azure.com user=u azure_credential=client_certificate azure_client_id=c azure_tenant_id=t azure_client_certificate_path=/nonexistent/cert.pem", "azure_client_certificate_path"},
+		{"insecure TLS to a remote host", "host=db.example.invalid user=u sslmode=disable", "sslmode"},
+		{"pq rejects", "host=h user=u datestyle=German", "datestyle"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewConnector(tt.dsn, withGetenv(env(nil)))
+			if err == nil {
+				c.Close()
+				t.Fatal("want an error")
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("%v is not ErrInvalidConfig", err)
+			}
+			if !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("error %q does not mention %q", err, tt.mention)
+			}
+		})
+	}
+}
+
+func TestScopeAndCloudFromHost(t *testing.T) {
+	tests := []struct{ dsn, scope, authority string }{
+		{"host=a.postgres.database.azure.com user=u", token.ScopePublic, "https://login.microsoftonline.com/"},
+		{"host=a.postgres.database.chinacloudapi.cn user=u", token.ScopeChina, "https://login.chinacloudapi.cn/"},
+		{"host=a.postgres.database.usgovcloudapi.net user=u", token.ScopeUSGov, "https://login.microsoftonline.us/"},
+		{"host=c-x.y.postgres.cosmos.azure.com user=u", token.ScopeCosmos, "https://login.microsoftonline.com/"},
+		{"host=a.postgres.database.chinacloudapi.cn user=u azure_scope=https://override/.default", "https://override/.default", "https://login.microsoftonline.com/"},
+	}
+	for _, tt := range tests {
+		c, err := NewConnector(tt.dsn, withGetenv(env(nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if c.scope != tt.scope {
+			t.Errorf("%s: scope %q, want %q", tt.dsn, c.scope, tt.scope)
+		}
+		if cl, _ := cloudForScope(c.scope); cl.ActiveDirectoryAuthorityHost != tt.authority {
+			t.Errorf("%s: authority %q, want %q", tt.dsn, cl.ActiveDirectoryAuthorityHost, tt.authority)
+		}
+	}
+}
+
+func TestConnectorStringIsRedacted(t *testing.T) {
+	c, err := NewConnector("host=h.postgres.database.azure.com user=u sslkey=/k.pem application_name=x", withGetenv(env(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := c.String()
+	if !strings.Contains(s, "h.postgres.database.azure.com") || strings.Contains(s, "/k.pem") {
+		t.Errorf("String() = %s", s)
+	}
+}

@@ -1,0 +1,264 @@
+package driver
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/internal/dsn"
+	"github.com/pgentra/pgentra/token"
+)
+
+// Connector opens connections to one server with Entra tokens. It is safe
+// for concurrent use; use it with sql.OpenDB, or let sql.Open("pgentra", dsn)
+// make one. Closing the sql.DB closes the Connector, which stops its token
+// cache.
+type Connector struct {
+	base      pq.Config // parsed once; cloned per token, never per connect
+	redacted  string
+	scope     string
+	credKind  string
+	cache     *token.Cache
+	ownsCache bool
+	cred      azcore.TokenCredential // for the management-scope user lookup; nil if unknown
+	logger    *slog.Logger
+
+	deriveUser bool
+	mgmtScope  string
+	userMu     sync.Mutex
+	user       atomic.Pointer[string]
+
+	current atomic.Pointer[pqEntry]
+}
+
+var (
+	_ driver.Connector = (*Connector)(nil)
+	_ io.Closer        = (*Connector)(nil)
+)
+
+// pqEntry is a pq connector configured with one token. Connects share it
+// until the token changes, so the per-connect work is a struct copy.
+type pqEntry struct {
+	token, user string
+	pqc         *pq.Connector
+}
+
+// NewConnector parses dsn — a postgres:// URL or a key=value string, with
+// pgentra's azure_* keys (see the package documentation) — and builds the
+// credential and the token cache its connections will use. Nothing is
+// dialed and no token is fetched until the first Connect.
+//
+// An empty dsn uses Azure Service Connector's AZURE_POSTGRESQL_* variables,
+// or else pq's PG* variables.
+func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
+	o := options{getenv: os.Getenv}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p, err := parseDSN(dsnString, o.getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pq.NewConfig(p.pq)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := applyTLSPolicy(&cfg, p.settings.allowInsecureTLS); err != nil {
+		return nil, err
+	}
+	s := p.settings
+	scope := s.scope
+	if scope == "" {
+		scope = token.ScopeForHost(cfg.Host)
+	}
+	_, mgmtScope := cloudForScope(scope)
+	c := &Connector{
+		redacted:   dsn.Redact(p.pq),
+		scope:      scope,
+		credKind:   s.credential,
+		logger:     o.logger,
+		deriveUser: !p.keys["user"] && os.Getenv("PGUSER") == "",
+		mgmtScope:  mgmtScope,
+	}
+	cfg.Password = ""
+	c.base = cfg
+	switch {
+	case o.cache != nil:
+		c.cache, c.scope, c.cred, c.credKind = o.cache, o.cache.Scope(), o.credential, "custom token cache"
+	default:
+		cred := o.credential
+		if cred != nil {
+			c.credKind = "custom credential"
+		} else if cred, err = newCredential(s, scope, &o, o.getenv); err != nil {
+			return nil, err
+		}
+		c.cred = cred
+		topts := []token.Option{token.WithRefreshMargin(s.refreshMargin)}
+		if o.logger != nil {
+			topts = append(topts, token.WithEventHandler(c.logEvent))
+		}
+		c.cache, c.ownsCache = token.NewCache(cred, scope, append(topts, o.tokenOptions...)...), true
+	}
+	return c, nil
+}
+
+// Connect opens one physical connection: a token from the cache (usually no
+// I/O), pq's login with it as the password, and one retry with a fresh token
+// if the server refuses a cached one. It returns pq's own connection, so
+// pq.ConnectorWithNotificationHandler, notices, COPY and *pq.Error work as
+// with pq alone. ctx bounds the whole attempt: token, dial, TLS and login.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	tok, src, err := c.cache.Acquire(ctx)
+	if err != nil {
+		return nil, c.tokenError(err)
+	}
+	conn, user, err := c.login(ctx, tok)
+	if err == nil {
+		return conn, nil
+	}
+	if src == token.FromCache && isAuthFailure(err) && ctx.Err() == nil {
+		// The server refused a token we had cached: it may have been revoked
+		// or the server's clock may disagree. Drop it (only if no newer one
+		// replaced it meanwhile) and try once with a fresh one.
+		c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
+		c.cache.Invalidate(tok.Token)
+		if tok, _, err = c.cache.Acquire(ctx); err != nil {
+			return nil, c.tokenError(err)
+		}
+		if conn, user, err = c.login(ctx, tok); err == nil {
+			return conn, nil
+		}
+	}
+	return nil, c.connectError(ctx, tok, user, err)
+}
+
+func (c *Connector) login(ctx context.Context, tok azcore.AccessToken) (driver.Conn, string, error) {
+	user, err := c.userFor(ctx, tok)
+	if err != nil {
+		return nil, "", err
+	}
+	pqc := *c.entry(tok.Token, user).pqc // a copy: the dialer below is this attempt's own
+	if ctx.Done() == nil {
+		conn, err := pqc.Connect(ctx)
+		if err != nil {
+			return nil, user, err // not pq's typed nil
+		}
+		return conn, user, nil
+	}
+	d := &connectDialer{ctx: ctx}
+	pqc.Dialer(d)
+	conn, err := pqc.Connect(ctx)
+	if err != nil {
+		conn = nil
+	}
+	if d.finish() {
+		// pq returns a typed nil on failure: test err, not conn.
+		if err == nil {
+			_ = conn.Close() // its deadline is in the past
+			err = ctx.Err()
+		}
+		return nil, user, fmt.Errorf("pgentra: connecting to %s: %w (%w)", c.base.Host, ctx.Err(), err)
+	}
+	return conn, user, err
+}
+
+func (c *Connector) entry(tok, user string) *pqEntry {
+	if e := c.current.Load(); e != nil && e.token == tok && e.user == user {
+		return e
+	}
+	cfg := c.base.Clone()
+	cfg.Password, cfg.User = tok, user
+	pqc, _ := pq.NewConnectorConfig(cfg) // never fails for a parsed config
+	e := &pqEntry{token: tok, user: user, pqc: pqc}
+	c.current.Store(e)
+	return e
+}
+
+// userFor returns the role to log in as: the DSN's user, or the one derived
+// from the token (once per Connector).
+func (c *Connector) userFor(ctx context.Context, tok azcore.AccessToken) (string, error) {
+	if !c.deriveUser {
+		return c.base.User, nil
+	}
+	if u := c.user.Load(); u != nil {
+		return *u, nil
+	}
+	c.userMu.Lock()
+	defer c.userMu.Unlock()
+	if u := c.user.Load(); u != nil {
+		return *u, nil
+	}
+	u, err := deriveUser(ctx, tok, c.cred, c.mgmtScope)
+	if err != nil {
+		return "", err
+	}
+	c.debug(ctx, "pgentra: user derived from the access token", slog.String("user", u))
+	c.user.Store(&u)
+	return u, nil
+}
+
+func (c *Connector) tokenError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("pgentra: %s: %w", c.credKind, err)
+}
+
+func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, user string, err error) error {
+	if user == "" || ctx.Err() != nil {
+		return err // user derivation failed, or ctx ended: already explained
+	}
+	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, user, c.scope), Err: err}
+	if c.logger != nil {
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
+	}
+	return le
+}
+
+// Driver returns the pgentra Driver.
+func (c *Connector) Driver() driver.Driver { return &Driver{} }
+
+// Close stops the token cache the Connector built (not one passed with
+// WithTokenCache). database/sql calls it from DB.Close. Open connections are
+// not affected.
+func (c *Connector) Close() error {
+	if c.ownsCache {
+		return c.cache.Close()
+	}
+	return nil
+}
+
+// String describes the Connector for logs: the DSN with secrets redacted,
+// the scope and the credential kind. It never shows a token.
+func (c *Connector) String() string {
+	return fmt.Sprintf("pgentra.Connector{dsn: %q, scope: %q, credential: %q}", c.redacted, c.scope, c.credKind)
+}
+
+func (c *Connector) debug(ctx context.Context, msg string, attrs ...slog.Attr) {
+	if c.logger != nil && c.logger.Enabled(ctx, slog.LevelDebug) {
+		c.logger.LogAttrs(ctx, slog.LevelDebug, msg, attrs...)
+	}
+}
+
+func (c *Connector) logEvent(ev token.Event) {
+	ctx := context.Background()
+	if !c.logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "pgentra: token cache", slog.Any("event", ev))
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

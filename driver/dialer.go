@@ -1,0 +1,74 @@
+package driver
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+)
+
+// connectDialer is a pq.DialerContext that bounds a whole connection attempt
+// — dial, TLS handshake and authentication — by the caller's context.
+//
+// pq hands the context to the dial only: without connect_timeout, a server
+// that accepts and then stalls (or a middlebox that black-holes the TLS
+// handshake) would hang Connect forever. Each dialed conn gets a
+// context.AfterFunc that moves its deadline into the past when ctx ends,
+// which makes pq's pending read fail at once. finish disarms them when
+// Connect returns, so the pooled conn is not affected by the caller's context
+// afterwards.
+type connectDialer struct {
+	ctx context.Context // the caller's ctx, not the per-dial one pq derives
+	d   net.Dialer
+
+	mu    sync.Mutex
+	done  bool
+	fired bool
+	stops []func() bool
+}
+
+// longAgo is a deadline in the past.
+var longAgo = time.Unix(1, 0)
+
+func (d *connectDialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(d.ctx, network, address)
+}
+
+func (d *connectDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(d.ctx, timeout)
+	defer cancel()
+	return d.DialContext(ctx, network, address)
+}
+
+func (d *connectDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := d.d.DialContext(ctx, network, address)
+	if err != nil || d.ctx.Done() == nil {
+		return c, err
+	}
+	stop := context.AfterFunc(d.ctx, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if !d.done {
+			d.fired = true
+			_ = c.SetDeadline(longAgo)
+		}
+	})
+	d.mu.Lock()
+	d.stops = append(d.stops, stop)
+	d.mu.Unlock()
+	return c, nil
+}
+
+// finish disarms every watcher and reports whether one fired, in which case
+// the connection (if any) has a deadline in the past and must be discarded.
+func (d *connectDialer) finish() (fired bool) {
+	d.mu.Lock()
+	d.done = true
+	fired = d.fired
+	stops := d.stops
+	d.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+	return fired
+}

@@ -1,0 +1,47 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrInvalidConfig is matched (errors.Is) by every error that reports a bad
+// connection string or option, so callers can tell configuration mistakes
+// from connection failures.
+var ErrInvalidConfig = errors.New("pgentra: invalid configuration")
+
+// ErrNoUser is returned when the DSN names no user and none can be derived
+// from the access token (service principals carry no name).
+var ErrNoUser = errors.New("pgentra: no database user")
+
+// ConfigError names the key at fault, what was wrong and what is accepted. It
+// never carries the value of a secret key.
+type ConfigError struct {
+	Key    string // the DSN key or option, e.g. "azure_credential"
+	Value  string // the offending value; empty for secrets
+	Reason string // what is wrong and what would be accepted
+}
+
+func (e *ConfigError) Error() string {
+	if e.Value != "" {
+		return fmt.Sprintf("pgentra: %s=%q: %s", e.Key, e.Value, e.Reason)
+	}
+	return fmt.Sprintf("pgentra: %s: %s", e.Key, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+func configErr(key, value, format string, args ...any) error {
+	return &ConfigError{Key: key, Value: value, Reason: fmt.Sprintf(format, args...)}
+}
+
+// quoteList renders accepted values for an error message.
+func quoteList(vals []string) string {
+	q := make([]string, len(vals))
+	for i, v := range vals {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,63 @@
+package driver_test
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/pgentra/pgentra/driver"
+)
+
+// The one-line change: the driver name. The credential is
+// DefaultAzureCredential, the user is derived from the token.
+func Example() {
+	db, err := sql.Open("pgentra", "host=myserver.postgres.database.azure.com dbname=app")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	// db.Ping() would now fetch a token and log in.
+}
+
+// A user-assigned managed identity named in the DSN.
+func Example_managedIdentity() {
+	db, err := sql.Open("pgentra",
+		"postgres://id-orders@myserver.postgres.database.azure.com/orders?azure_credential=managed_identity&azure_client_id=5a9b7c1d-0000-0000-0000-6e2f8a3b4c5d")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+}
+
+// A credential built in code, and debug logging of token activity.
+func ExampleNewConnector() {
+	cred, err := azidentity.NewManagedIdentityCredential(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := driver.NewConnector("host=myserver.postgres.database.azure.com user=orders-api dbname=orders",
+		driver.WithCredential(cred),
+		driver.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+}
+
+// Configuration mistakes are reported before any connection, naming the key.
+func ExampleConfigError() {
+	_, err := driver.NewConnector("host=myserver.postgres.database.azure.com azure_credentials=cli")
+	var ce *driver.ConfigError
+	if errors.As(err, &ce) {
+		fmt.Println("bad key:", ce.Key)
+	}
+	fmt.Println(errors.Is(err, driver.ErrInvalidConfig))
+	// Output:
+	// bad key: azure_credentials
+	// true
+}

@@ -1,0 +1,83 @@
+package pgfront
+
+// installSQL creates the emulated pgaadauth objects idempotently. The functions are
+// SECURITY DEFINER (owned by the installing superuser) so Entra administrators, who
+// are not superusers, can create roles and write the registry, as on Azure; they
+// check that the session user is a superuser or a member of azure_pg_admin.
+var installSQL = []string{
+	`CREATE SCHEMA IF NOT EXISTS pgaadauth`,
+	`REVOKE ALL ON SCHEMA pgaadauth FROM PUBLIC`,
+	`CREATE TABLE IF NOT EXISTS pgaadauth.settings (
+		id int PRIMARY KEY CHECK (id = 1),
+		tenant_id text NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS pgaadauth.directory (
+		name text PRIMARY KEY,
+		object_id text NOT NULL,
+		object_type text NOT NULL CHECK (object_type IN ('user', 'service', 'group')))`,
+	`CREATE TABLE IF NOT EXISTS pgaadauth.principals (
+		rolname name PRIMARY KEY,
+		object_id text NOT NULL,
+		object_type text NOT NULL CHECK (object_type IN ('user', 'service', 'group')),
+		is_admin boolean NOT NULL,
+		is_mfa boolean NOT NULL)`,
+	`DO $$ BEGIN
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'azure_pg_admin') THEN
+			CREATE ROLE azure_pg_admin NOLOGIN;
+		END IF;
+	END $$`,
+	`CREATE OR REPLACE FUNCTION pgaadauth.require_admin() RETURNS void
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+	BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = session_user AND rolsuper)
+		   AND NOT pg_has_role(session_user, 'azure_pg_admin', 'MEMBER') THEN
+			RAISE EXCEPTION 'permission denied: only Microsoft Entra administrators can manage Microsoft Entra principals'
+				USING ERRCODE = '42501';
+		END IF;
+	END $fn$`,
+	`CREATE OR REPLACE FUNCTION pg_catalog.pgaadauth_create_principal_with_oid(
+		roleName text, objectId text, objectType text, isAdmin boolean, isMfa boolean)
+	RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+	BEGIN
+		PERFORM pgaadauth.require_admin();
+		IF roleName IS NULL OR roleName = '' OR objectId IS NULL OR objectId = '' THEN
+			RAISE EXCEPTION 'roleName and objectId must not be empty' USING ERRCODE = '22023';
+		END IF;
+		IF objectType IS NULL OR objectType NOT IN ('user', 'service', 'group') THEN
+			RAISE EXCEPTION 'objectType must be one of user, group or service, not %', objectType
+				USING ERRCODE = '22023';
+		END IF;
+		IF coalesce(isAdmin, false) THEN
+			EXECUTE format('CREATE ROLE %I LOGIN CREATEROLE CREATEDB IN ROLE azure_pg_admin', roleName);
+		ELSE
+			EXECUTE format('CREATE ROLE %I LOGIN', roleName);
+		END IF;
+		INSERT INTO pgaadauth.principals (rolname, object_id, object_type, is_admin, is_mfa)
+		VALUES (roleName, lower(objectId), objectType, coalesce(isAdmin, false), coalesce(isMfa, false))
+		ON CONFLICT (rolname) DO UPDATE SET object_id = EXCLUDED.object_id,
+			object_type = EXCLUDED.object_type, is_admin = EXCLUDED.is_admin, is_mfa = EXCLUDED.is_mfa;
+		RETURN format('Created role for "%s"', roleName);
+	END $fn$`,
+	`CREATE OR REPLACE FUNCTION pg_catalog.pgaadauth_create_principal(roleName text, isAdmin boolean, isMfa boolean)
+	RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+	DECLARE
+		entry record;
+	BEGIN
+		PERFORM pgaadauth.require_admin();
+		SELECT object_id, object_type INTO entry FROM pgaadauth.directory WHERE name = roleName;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'Could not validate AAD user % because its name is not found in the tenant.', roleName
+				USING ERRCODE = '42704';
+		END IF;
+		RETURN pg_catalog.pgaadauth_create_principal_with_oid(roleName, entry.object_id, entry.object_type, isAdmin, isMfa);
+	END $fn$`,
+	`CREATE OR REPLACE FUNCTION pg_catalog.pgaadauth_list_principals(isAdminValue boolean)
+	RETURNS TABLE(rolname name, principalType text, objectId text, tenantId text, isMfa integer, isAdmin integer)
+	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+		SELECT p.rolname, p.object_type, p.object_id, s.tenant_id, p.is_mfa::integer, p.is_admin::integer
+		FROM pgaadauth.principals p
+		JOIN pg_roles r ON r.rolname = p.rolname
+		CROSS JOIN pgaadauth.settings s
+		WHERE p.is_admin OR NOT coalesce($1, false)
+		ORDER BY p.rolname
+	$fn$`,
+}
