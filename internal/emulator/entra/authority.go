@@ -131,21 +131,24 @@ func (a *Authority) serveOpenIDConfig(w http.ResponseWriter, r *http.Request) {
 
 // serveInstanceDiscovery answers MSAL's instance discovery
 // (/common/discovery/instance), which it calls unless
-// DisableInstanceDiscovery is set, pointing it back at this host.
+// DisableInstanceDiscovery is set. MSAL sends it to login.microsoftonline.com
+// whatever its authority; the authority it asks about is in the
+// authorization_endpoint parameter, and the answer points back at that host.
 func (a *Authority) serveInstanceDiscovery(w http.ResponseWriter, r *http.Request) {
-	tenant := a.tenant.ID()
-	if ae, err := url.Parse(r.URL.Query().Get("authorization_endpoint")); err == nil {
+	host, tenant := r.Host, a.tenant.ID()
+	if ae, err := url.Parse(r.URL.Query().Get("authorization_endpoint")); err == nil && ae.Host != "" {
+		host = ae.Host
 		if seg := strings.Split(strings.TrimPrefix(ae.Path, "/"), "/"); seg[0] != "" {
 			tenant = seg[0]
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"tenant_discovery_endpoint": base(r) + "/" + tenant + "/v2.0/.well-known/openid-configuration",
+		"tenant_discovery_endpoint": "https://" + host + "/" + tenant + "/v2.0/.well-known/openid-configuration",
 		"api-version":               "1.1",
 		"metadata": []map[string]any{{
-			"preferred_network": r.Host,
-			"preferred_cache":   r.Host,
-			"aliases":           []string{r.Host},
+			"preferred_network": host,
+			"preferred_cache":   host,
+			"aliases":           []string{host},
 		}},
 	})
 }

@@ -1,24 +1,59 @@
 // Package entra is an offline stand-in for Microsoft Entra ID and the Azure
-// managed-identity endpoints, for tests only. Nothing here talks to Azure.
+// managed-identity endpoints, for tests only: nothing here talks to Azure,
+// and production packages must not import it.
 //
 // A [Tenant] owns a signing key, a clock and a directory of principals and
-// mints RS256 v1 access tokens shaped like Azure's (see claims.md). Real
-// azidentity credentials reach it through:
+// mints RS256 v1 access tokens shaped like Azure's (../shared/claims.md).
+// Real azidentity v1.15 credentials reach it as follows.
 //
-//   - [IdentityServer]: IMDS and App Service managed-identity endpoints over
-//     plain HTTP. ManagedIdentityCredential reaches IMDS through
-//     ClientOptions.Transport = srv.Transport() (it rewrites
-//     http://169.254.169.254 to the server), and App Service through the
-//     environment variables of [IdentityServer.AppServiceEnv].
-//   - [Authority]: the Entra token authority over TLS for
-//     ClientSecretCredential, WorkloadIdentityCredential and
-//     DefaultAzureCredential; use [Authority.ClientOptions].
-//   - [FakeAZ]: an `az` executable for AzureCLICredential.
+// Managed identity, IMDS ([IdentityServer]):
 //
-// Managed identity tokens are cached by MSAL process-wide, keyed only by the
-// identity (client/object/resource ID, or one shared key for "system
-// assigned") and the resource — not by endpoint or tenant. MSAL caches only
-// tokens that live longer than 5 minutes, so the default token lifetime here
-// ([DefaultTokenLifetime]) is shorter than that: tests that raise it for a
-// system-assigned identity may get another test's (another tenant's) token.
+//	srv := entra.NewIdentityServer(tn, entra.IdentityServerOptions{})
+//	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+//		ClientOptions: azcore.ClientOptions{
+//			Transport: srv.Transport(), // rewrites http://169.254.169.254 to srv
+//			Retry: policy.RetryOptions{MaxRetries: 3, RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 100 * time.Millisecond},
+//		},
+//		ID: azidentity.ClientID(p.AppID), // or ObjectID, ResourceID; nil = system-assigned
+//	})
+//
+// Without Retry, azidentity's IMDS retry policy (6 tries, 2 s doubling to
+// 25 s) makes a failing endpoint take ~97 s. None of IDENTITY_ENDPOINT,
+// IDENTITY_HEADER, MSI_ENDPOINT, IMDS_ENDPOINT may be set, or azidentity
+// picks another source.
+//
+// Managed identity, App Service: t.Setenv every pair of
+// [IdentityServer.AppServiceEnv] before NewManagedIdentityCredential; no
+// Transport is needed (the endpoint is plain HTTP on loopback).
+//
+// Client secret, workload identity ([Authority], TLS):
+//
+//	a := entra.NewAuthority(tn)
+//	azidentity.NewClientSecretCredential(tn.ID(), sp.AppID, sp.ClientSecret,
+//		&azidentity.ClientSecretCredentialOptions{ClientOptions: a.ClientOptions()})
+//	path, _ := tn.WriteFederatedTokenFile(t.TempDir(), sp)
+//	azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+//		ClientOptions: a.ClientOptions(), ClientID: sp.AppID, TenantID: tn.ID(), TokenFilePath: path})
+//
+// DisableInstanceDiscovery may be true or false. DefaultAzureCredential
+// reads AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and
+// AZURE_AUTHORITY_HOST (= a.URL()) from the environment, but the transport
+// that trusts the test certificate must come from code:
+// DefaultAzureCredentialOptions{ClientOptions: azcore.ClientOptions{Transport:
+// a.Transport()}} (or [CombinedClientOptions] to reach IMDS too). Because
+// the transport sends every host to the emulator, a credential left on the
+// public cloud (login.microsoftonline.com) works too.
+//
+// Azure CLI ([FakeAZ]): InstallFakeAZ(dir, tn, user), prepend dir to PATH
+// (t.Setenv), then azidentity.NewAzureCLICredential(nil or {TenantID: tn.ID()}).
+//
+// Caching traps. MSAL serves a cached token only while it has more than
+// 5 minutes left, so with the default lifetime ([DefaultTokenLifetime], 2
+// minutes) every GetToken reaches the emulator. Managed-identity tokens
+// that live longer are cached process-wide, keyed only by the identity
+// (client/object/resource ID, or one shared key for every system-assigned
+// identity) and the resource — not by endpoint or tenant — so a later test
+// in the same binary may receive another tenant's token. Keep
+// managed-identity lifetimes under 5 minutes unless that is what the test
+// is about.
 package entra
