@@ -1,0 +1,63 @@
+package emulator_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/pgentra/pgentra/driver"
+	"github.com/pgentra/pgentra/internal/emulator"
+	"github.com/pgentra/pgentra/internal/pgtest"
+)
+
+var pg pgtest.Lazy
+
+func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
+
+func startEnv(t *testing.T) *emulator.Env {
+	t.Helper()
+	env, err := emulator.Start(context.Background(), emulator.Options{PG: pg.Get(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Close() })
+	return env
+}
+
+// The seed's flow: a user-assigned managed identity, created as a principal,
+// logs in through IMDS with its name derived from the token.
+func TestManagedIdentityDerivedUser(t *testing.T) {
+	env := startEnv(t)
+	ctx := context.Background()
+	mi, err := env.Tenant.AddUserAssignedIdentity("id-orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := env.CreatePrincipal(ctx, mi, false)
+	if err != nil || msg != `Created role for "id-orders"` {
+		t.Fatalf("create principal: %q, %v", msg, err)
+	}
+	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+		ClientOptions: env.ClientOptions(), ID: azidentity.ClientID(mi.AppID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := driver.NewConnector(env.DSN(""), driver.WithCredential(cred))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	var user, version string
+	if err := db.QueryRowContext(ctx, "select current_user, version()").Scan(&user, &version); err != nil {
+		t.Fatal(err)
+	}
+	if user != "id-orders" {
+		t.Errorf("current_user = %q", user)
+	}
+	if got := env.Front.Logins(); len(got) != 1 || !got[0].TLS || !got[0].OK {
+		t.Errorf("front logins: %+v", got)
+	}
+}
