@@ -191,4 +191,3 @@ func (e *Env) ClientOptions() azcore.ClientOptions {
 	o.Retry = policy.RetryOptions{MaxRetries: 3, RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 100 * time.Millisecond}
 	return o
 }
-
