@@ -49,6 +49,10 @@ func loginHint(err error, user, scope string) string {
 	switch {
 	case strings.Contains(msg, "token has expired"):
 		return "the server saw an expired token: check this machine's clock, and lower azure_refresh_margin if tokens are short-lived"
+	case strings.Contains(msg, "not yet valid"):
+		return "the token's not-before time is in the future for the server: this machine's clock or the server's is off (clock skew)"
+	case strings.Contains(msg, "tenant") || strings.Contains(msg, "issuer"):
+		return "the token comes from another Entra tenant than the server's; set azure_tenant_id (or AZURE_TENANT_ID) to the server's tenant"
 	case strings.Contains(msg, "audience"):
 		return fmt.Sprintf("the token was issued for another resource; this server needs scope %q (set azure_scope only for a non-standard host)", scope)
 	case strings.Contains(msg, "invalid format"):
