@@ -3,7 +3,6 @@ package driver
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -118,7 +117,7 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	tok, src, err := c.cache.Acquire(ctx)
 	if err != nil {
-		return nil, c.tokenError(err)
+		return nil, c.tokenError(ctx, err)
 	}
 	conn, user, err := c.login(ctx, tok)
 	if err == nil {
@@ -131,7 +130,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
 		c.cache.Invalidate(tok.Token)
 		if tok, _, err = c.cache.Acquire(ctx); err != nil {
-			return nil, c.tokenError(err)
+			return nil, c.tokenError(ctx, err)
 		}
 		if conn, user, err = c.login(ctx, tok); err == nil {
 			return conn, nil
@@ -205,9 +204,9 @@ func (c *Connector) userFor(ctx context.Context, tok azcore.AccessToken) (string
 	return u, nil
 }
 
-func (c *Connector) tokenError(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
+func (c *Connector) tokenError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err // the caller gave up; the cache's error already says so
 	}
 	return fmt.Errorf("pgentra: %s: %w", c.credKind, err)
 }

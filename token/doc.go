@@ -1,0 +1,53 @@
+// Package token keeps Microsoft Entra ID access tokens for Azure Database for PostgreSQL
+// fresh, so that every new database connection can use one as its password.
+//
+// # What the cache does
+//
+// A [Cache] holds one token per (credential, scope) pair. [Cache.Token] returns the
+// cached token without locks or allocations until its refresh point (a few minutes
+// before expiry, see [WithRefreshMargin]); past it, the cached token is still served
+// while one background refresh runs. Only a missing, expired or invalidated token makes
+// callers wait, and then all of them wait for a single GetToken call, which runs on the
+// cache's own context with its own timeout, so one caller's cancelled context never
+// fails the others. After a failure the cache pauses with a jittered back-off instead of
+// calling the identity endpoint once per connection attempt. [Cache.Invalidate] drops a
+// token the server refused. Events ([WithEventHandler]) report hits, misses, fetches,
+// failures and refreshes, never the token itself.
+//
+// # Why it exists
+//
+// azidentity credentials cache unevenly: the Azure CLI and Azure Developer CLI
+// credentials (where DefaultAzureCredential lands on a laptop) cache nothing and spawn a
+// process per call; the managed identity credential does not cache tokens that expire
+// within five minutes and its IMDS retries can take about 97 s. A token fetched once at
+// start-up kills a connection pool when it expires an hour or a day later. The cache
+// gives every credential the same behaviour.
+//
+// The package knows nothing about SQL; the pgentra driver uses it for database/sql, and
+// pgx users can use it directly. It also decodes (without verifying) token claims with
+// [ParseClaims], to derive a role name with [Claims.PrincipalName], and maps server host
+// names to scopes with [ScopeForHost].
+//
+// # Use with pgx
+//
+// Create one cache per credential and scope, and set the password of each new
+// connection in pgxpool's BeforeConnect hook:
+//
+//	cred, err := azidentity.NewDefaultAzureCredential(nil)
+//	if err != nil { ... }
+//	cfg, err := pgxpool.ParseConfig("host=srv.postgres.database.azure.com user=app@contoso.com dbname=app sslmode=verify-full")
+//	if err != nil { ... }
+//	cache := token.NewCache(cred, token.ScopeForHost(cfg.ConnConfig.Host))
+//	defer cache.Close()
+//	cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+//		tok, err := cache.Token(ctx)
+//		if err != nil {
+//			return err
+//		}
+//		cc.Password = tok.Token
+//		return nil
+//	}
+//	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+//
+// Close the cache after the pool: the pool may still open connections until then.
+package token
