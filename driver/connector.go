@@ -80,10 +80,11 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	}
 	_, mgmtScope := cloudForScope(scope)
 	c := &Connector{
-		redacted:   dsn.Redact(p.pq),
-		scope:      scope,
-		credKind:   s.credential,
-		logger:     o.logger,
+		redacted: dsn.Redact(p.pq),
+		scope:    scope,
+		credKind: s.credential,
+		logger:   o.logger,
+		// pq reads PGUSER from the real environment, so do the same here.
 		deriveUser: !p.keys["user"] && os.Getenv("PGUSER") == "",
 		mgmtScope:  mgmtScope,
 	}

@@ -109,14 +109,22 @@ func defaultChain(s settings, co azcore.ClientOptions, noDiscovery bool, getenv 
 			chain = append(chain, c)
 		}
 	}
-	if file := firstNonEmpty(s.federatedTokenFile, getenv("AZURE_FEDERATED_TOKEN_FILE")); file != "" && s.clientID != "" {
+	// Like DefaultAzureCredential, fall back to AZURE_CLIENT_ID / AZURE_TENANT_ID
+	// for what the DSN leaves out (the usual AKS set-up names only the file).
+	clientID := firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))
+	if file := firstNonEmpty(s.federatedTokenFile, getenv("AZURE_FEDERATED_TOKEN_FILE")); file != "" && clientID != "" {
 		if c, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
-			ClientOptions: co, ClientID: s.clientID, TenantID: s.tenantID, TokenFilePath: file, DisableInstanceDiscovery: noDiscovery,
+			ClientOptions: co, ClientID: clientID, TenantID: firstNonEmpty(s.tenantID, getenv("AZURE_TENANT_ID")),
+			TokenFilePath: file, DisableInstanceDiscovery: noDiscovery,
 		}); err == nil {
 			chain = append(chain, c)
 		}
 	}
-	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: co, ID: managedID(s)})
+	miID := managedID(s)
+	if miID == nil && clientID != "" {
+		miID = azidentity.ClientID(clientID)
+	}
+	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: co, ID: miID})
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,15 @@ func (d *connectDialer) DialContext(ctx context.Context, network, address string
 	if err != nil || d.ctx.Done() == nil {
 		return c, err
 	}
+	d.mu.Lock()
+	finished := d.done
+	d.mu.Unlock()
+	if finished {
+		// pq keeps the dialer for its cancel requests, long after Connect
+		// returned: they have their own timeout and must not watch the
+		// caller's old context.
+		return c, nil
+	}
 	stop := context.AfterFunc(d.ctx, func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()

@@ -3,8 +3,10 @@ package emulator_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/pgentra/pgentra/driver"
@@ -31,12 +33,12 @@ func startEnv(t *testing.T) *emulator.Env {
 func TestManagedIdentityDerivedUser(t *testing.T) {
 	env := startEnv(t)
 	ctx := context.Background()
-	mi, err := env.Tenant.AddUserAssignedIdentity("id-orders")
+	mi, err := env.Tenant.AddUserAssignedIdentity(fmt.Sprintf("id-orders-%d", time.Now().UnixNano()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	msg, err := env.CreatePrincipal(ctx, mi, false)
-	if err != nil || msg != `Created role for "id-orders"` {
+	if err != nil || msg != fmt.Sprintf("Created role for %q", mi.Name) {
 		t.Fatalf("create principal: %q, %v", msg, err)
 	}
 	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
@@ -54,7 +56,7 @@ func TestManagedIdentityDerivedUser(t *testing.T) {
 	if err := db.QueryRowContext(ctx, "select current_user, version()").Scan(&user, &version); err != nil {
 		t.Fatal(err)
 	}
-	if user != "id-orders" {
+	if user != mi.Name {
 		t.Errorf("current_user = %q", user)
 	}
 	if got := env.Front.Logins(); len(got) != 1 || !got[0].TLS || !got[0].OK {
