@@ -1,0 +1,142 @@
+// Package exenv gives the example programs a server to connect to.
+//
+// With PGHOST set, that is the server the standard libpq variables name
+// (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE, PGSSLROOTCERT): a real Azure
+// Database for PostgreSQL, reached with DefaultAzureCredential. Without
+// PGHOST, the examples start the offline emulator and play an App Service
+// app with a system-assigned managed identity: the emulator's identity
+// endpoint goes into IDENTITY_ENDPOINT / IDENTITY_HEADER, exactly the two
+// variables App Service sets, so the examples' code has nothing
+// emulator-specific in it — DefaultAzureCredential finds the endpoint as it
+// would in Azure.
+//
+// This package is support code for the examples, not something to copy.
+package exenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/lib/pq"
+
+	"github.com/pgentra/pgentra/internal/emulator"
+	"github.com/pgentra/pgentra/internal/emulator/entra"
+)
+
+// Target is the server an example connects to.
+type Target struct {
+	// DSN is a libpq key=value connection string without a password and
+	// without azure_* keys, so pq, pgx and pgentra all accept it. It is ""
+	// against Azure: the PG* variables say everything.
+	DSN string
+	// Role is the database role the example logs in as ("" against Azure:
+	// PGUSER, or derived from the token).
+	Role string
+	// Host is the server's host name, for token.ScopeForHost.
+	Host string
+	// Env is the running emulator, nil against Azure.
+	Env *emulator.Env
+	// Principal is the emulated identity (zero against Azure).
+	Principal entra.Principal
+
+	ownsEnv bool
+	restore []func()
+}
+
+// Emulated reports whether the target is the offline emulator.
+func (t *Target) Emulated() bool { return t.Env != nil }
+
+// Close undoes what set the target up: it restores the environment
+// variables and stops an emulator it started.
+func (t *Target) Close() error {
+	for i := len(t.restore) - 1; i >= 0; i-- {
+		t.restore[i]()
+	}
+	t.restore = nil
+	if t.ownsEnv && t.Env != nil {
+		err := t.Env.Close()
+		t.Env = nil
+		return err
+	}
+	return nil
+}
+
+// FromEnvironment returns the server the PG* variables name when PGHOST is
+// set. Otherwise it starts the emulator with an App Service app named app
+// (see Emulate) and writes ONE line saying so to w.
+func FromEnvironment(ctx context.Context, w io.Writer, app string) (*Target, error) {
+	if host := os.Getenv("PGHOST"); host != "" {
+		return &Target{Host: host, Role: os.Getenv("PGUSER")}, nil
+	}
+	t, err := Emulate(ctx, emulator.Options{}, app)
+	if err != nil {
+		return nil, fmt.Errorf("no PGHOST set, and starting the offline Azure emulator failed: %w", err)
+	}
+	fmt.Fprintf(w, "No PGHOST set: using the offline Azure emulator (App Service identity endpoint, Entra-checking PostgreSQL front at %s:%d, throwaway PostgreSQL, role %q created with pgaadauth_create_principal)\n",
+		emulator.Host, t.Env.Front.Port(), t.Role)
+	return t, nil
+}
+
+// Emulate starts the emulator and sets up app on it (see WebApp). Close
+// stops the emulator.
+func Emulate(ctx context.Context, opts emulator.Options, app string) (*Target, error) {
+	env, err := emulator.Start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	t, err := WebApp(ctx, env, app, os.Setenv, os.Unsetenv)
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	t.ownsEnv = true
+	return t, nil
+}
+
+// WebApp adds to env's tenant an App Service app named app with a
+// system-assigned managed identity, has the Entra administrator create its
+// role (pgaadauth_create_principal(app, false, false)) and a schema the
+// role owns (the GRANT step), and sets the
+// variables App Service would set with setenv (os.Setenv, or a test's
+// t.Setenv; unsetenv, when non-nil, is used by Close to undo it).
+//
+// The emulator serves the tenant's FIRST system-assigned identity to
+// requests that name none, so use one app per emulator.
+func WebApp(ctx context.Context, env *emulator.Env, app string, setenv func(k, v string) error, unsetenv func(string) error) (*Target, error) {
+	p, ok := env.Tenant.ByName(app)
+	if !ok {
+		var err error
+		if p, err = env.Tenant.AddSystemAssignedWebApp(app); err != nil {
+			return nil, err
+		}
+		if _, err := env.CreatePrincipal(ctx, p, false); err != nil {
+			return nil, fmt.Errorf("creating the role for %q: %w", app, err)
+		}
+		// The GRANT step: since PostgreSQL 15 nobody may create tables in
+		// public, so give the role a schema of its own (first in the
+		// default search_path, "$user", public).
+		if _, err := env.AdminDB.ExecContext(ctx, "create schema if not exists "+pq.QuoteIdentifier(app)+" authorization "+pq.QuoteIdentifier(app)); err != nil {
+			return nil, fmt.Errorf("creating a schema for %q: %w", app, err)
+		}
+	}
+	t := &Target{DSN: env.DSN(p.Name), Role: p.Name, Host: emulator.Host, Env: env, Principal: p}
+	for k, v := range env.Identity.AppServiceEnv() {
+		old, had := os.LookupEnv(k)
+		if err := setenv(k, v); err != nil {
+			t.Close()
+			return nil, err
+		}
+		if unsetenv != nil {
+			t.restore = append(t.restore, func() {
+				if had {
+					setenv(k, old)
+				} else {
+					unsetenv(k)
+				}
+			})
+		}
+	}
+	return t, nil
+}
