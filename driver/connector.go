@@ -223,6 +223,12 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 	return le
 }
 
+// TokenCache returns the cache the Connector takes its tokens from: hand its
+// token to a tool that takes a password (psql, pg_dump), or share it with
+// another pool through WithTokenCache. The Connector closes it on Close
+// unless it came from WithTokenCache.
+func (c *Connector) TokenCache() *token.Cache { return c.cache }
+
 // Driver returns the pgentra Driver.
 func (c *Connector) Driver() driver.Driver { return &Driver{} }
 

@@ -26,12 +26,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-
+	"github.com/pgentra/pgentra/driver"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -61,26 +59,34 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *scope == "" {
-		*scope = token.ScopeForHost(*host)
+	// The same DSN keys pgentra reads, so the token comes from exactly the
+	// credential and scope a pgentra pool with this DSN would use.
+	dsn := []string{"azure_credential=" + quote(*kind)}
+	for key, v := range map[string]string{"host": *host, "azure_client_id": *clientID, "azure_tenant_id": *tenantID, "azure_scope": *scope} {
+		if v != "" {
+			dsn = append(dsn, key+"="+quote(v))
+		}
 	}
-	cred, err := newCredential(*kind, *clientID, *tenantID, *scope)
+	c, err := driver.NewConnector(strings.Join(dsn, " "))
 	if err != nil {
+		var ce *driver.ConfigError
+		if errors.As(err, &ce) && ce.Key == "azure_credential" {
+			return fmt.Errorf("unknown -credential %q: %w", *kind, err)
+		}
 		return err
 	}
+	defer c.Close()
+	cache := c.TokenCache()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-
-	cache := token.NewCache(cred, *scope)
-	defer cache.Close()
 	tok, err := cache.Token(ctx)
 	if err != nil {
-		return fmt.Errorf("%s credential, scope %s: %w", *kind, *scope, err)
+		return fmt.Errorf("%s credential, scope %s: %w", *kind, cache.Scope(), err)
 	}
 	fmt.Fprintln(stdout, tok.Token)
 
 	// Diagnostics, never the token.
-	fmt.Fprintf(stderr, "token: scope %s, expires %s (in %s)\n", *scope, tok.ExpiresOn.Local().Format(time.RFC3339), time.Until(tok.ExpiresOn).Round(time.Second))
+	fmt.Fprintf(stderr, "token: scope %s, expires %s (in %s)\n", cache.Scope(), tok.ExpiresOn.Local().Format(time.RFC3339), time.Until(tok.ExpiresOn).Round(time.Second))
 	if c, err := token.ParseClaims(tok.Token); err == nil {
 		fmt.Fprintf(stderr, "token: for %s\n", c)
 		if name := c.PrincipalName(); name != "" {
@@ -92,69 +98,7 @@ func run(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 	return nil
 }
 
-// newCredential builds the azidentity credential that pgentra's
-// azure_credential=kind builds.
-func newCredential(kind, clientID, tenantID, scope string) (azcore.TokenCredential, error) {
-	var co azcore.ClientOptions
-	switch scope {
-	case token.ScopeChina:
-		co.Cloud = cloud.AzureChina
-	case token.ScopeUSGov:
-		co.Cloud = cloud.AzureGovernment
-	}
-	if os.Getenv("AZURE_AUTHORITY_HOST") != "" {
-		co.Cloud = cloud.Configuration{}
-	}
-	env := func(v, name string) string {
-		if v != "" {
-			return v
-		}
-		return os.Getenv(name)
-	}
-	switch kind {
-	case "default":
-		if clientID != "" {
-			os.Setenv("AZURE_CLIENT_ID", clientID) // how DefaultAzureCredential takes it
-		}
-		return azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: co, TenantID: tenantID})
-	case "managed_identity":
-		var id azidentity.ManagedIDKind
-		if clientID != "" {
-			id = azidentity.ClientID(clientID)
-		}
-		return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: co, ID: id})
-	case "workload_identity":
-		return azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{ClientOptions: co, ClientID: clientID, TenantID: tenantID})
-	case "client_secret":
-		tenant, client, secret := env(tenantID, "AZURE_TENANT_ID"), env(clientID, "AZURE_CLIENT_ID"), os.Getenv("AZURE_CLIENT_SECRET")
-		if tenant == "" || client == "" || secret == "" {
-			return nil, errors.New("client_secret needs -tenant-id, -client-id (or AZURE_TENANT_ID, AZURE_CLIENT_ID) and AZURE_CLIENT_SECRET")
-		}
-		return azidentity.NewClientSecretCredential(tenant, client, secret, &azidentity.ClientSecretCredentialOptions{ClientOptions: co})
-	case "client_certificate":
-		tenant, client, path := env(tenantID, "AZURE_TENANT_ID"), env(clientID, "AZURE_CLIENT_ID"), os.Getenv("AZURE_CLIENT_CERTIFICATE_PATH")
-		if tenant == "" || client == "" || path == "" {
-			return nil, errors.New("client_certificate needs -tenant-id, -client-id (or AZURE_TENANT_ID, AZURE_CLIENT_ID) and AZURE_CLIENT_CERTIFICATE_PATH")
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		var pw []byte
-		if p := os.Getenv("AZURE_CLIENT_CERTIFICATE_PASSWORD"); p != "" {
-			pw = []byte(p)
-		}
-		certs, key, err := azidentity.ParseCertificates(data, pw)
-		if err != nil {
-			return nil, err
-		}
-		return azidentity.NewClientCertificateCredential(tenant, client, certs, key, &azidentity.ClientCertificateCredentialOptions{ClientOptions: co})
-	case "environment":
-		return azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: co})
-	case "azure_cli":
-		return azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: tenantID})
-	case "azure_developer_cli":
-		return azidentity.NewAzureDeveloperCLICredential(&azidentity.AzureDeveloperCLICredentialOptions{TenantID: tenantID})
-	}
-	return nil, fmt.Errorf("unknown -credential %q (want default, managed_identity, workload_identity, client_secret, client_certificate, environment, azure_cli or azure_developer_cli)", kind)
+// quote quotes a value for a key=value connection string.
+func quote(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
