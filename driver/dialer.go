@@ -19,13 +19,17 @@ import (
 // afterwards.
 type connectDialer struct {
 	ctx context.Context // the caller's ctx, not the per-dial one pq derives
-	d   net.Dialer
 
 	mu    sync.Mutex
 	done  bool
 	fired bool
-	stops []func() bool
+	stop  func() bool   // the first dial's watcher: one dial is the common case
+	stops []func() bool // further dials (multi-host, sslmode prefer/allow)
 }
+
+// dialer is shared: net.Dialer is safe for concurrent use, and a per-connect
+// copy would cost an allocation on every connect.
+var dialer net.Dialer
 
 // longAgo is a deadline in the past.
 var longAgo = time.Unix(1, 0)
@@ -41,7 +45,7 @@ func (d *connectDialer) DialTimeout(network, address string, timeout time.Durati
 }
 
 func (d *connectDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	c, err := d.d.DialContext(ctx, network, address)
+	c, err := dialer.DialContext(ctx, network, address)
 	if err != nil || d.ctx.Done() == nil {
 		return c, err
 	}
@@ -63,7 +67,11 @@ func (d *connectDialer) DialContext(ctx context.Context, network, address string
 		}
 	})
 	d.mu.Lock()
-	d.stops = append(d.stops, stop)
+	if d.stop == nil {
+		d.stop = stop
+	} else {
+		d.stops = append(d.stops, stop)
+	}
 	d.mu.Unlock()
 	return c, nil
 }
@@ -74,8 +82,11 @@ func (d *connectDialer) finish() (fired bool) {
 	d.mu.Lock()
 	d.done = true
 	fired = d.fired
-	stops := d.stops
+	first, stops := d.stop, d.stops
 	d.mu.Unlock()
+	if first != nil {
+		first()
+	}
 	for _, stop := range stops {
 		stop()
 	}
