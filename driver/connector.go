@@ -120,6 +120,10 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, c.tokenError(ctx, err)
 	}
+	if len(tok.Token) > maxPasswordLen {
+		return nil, fmt.Errorf("%w: the %s credential returned %d bytes, PostgreSQL accepts at most %d (scope %q)",
+			ErrTokenTooLarge, c.credKind, len(tok.Token), maxPasswordLen, c.scope)
+	}
 	conn, user, err := c.login(ctx, tok)
 	if err == nil {
 		return conn, nil

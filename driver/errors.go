@@ -15,6 +15,14 @@ var ErrInvalidConfig = errors.New("pgentra: invalid configuration")
 // from the access token (service principals carry no name).
 var ErrNoUser = errors.New("pgentra: no database user")
 
+// ErrTokenTooLarge is returned when a credential hands out a token longer
+// than PostgreSQL accepts as a password (PG_MAX_AUTH_TOKEN_LENGTH, 65535
+// bytes): the server would drop the connection without saying why.
+var ErrTokenTooLarge = errors.New("pgentra: access token too large for a PostgreSQL password")
+
+// maxPasswordLen is PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH.
+const maxPasswordLen = 65535
+
 // ConfigError names the key at fault, what was wrong and what is accepted. It
 // never carries the value of a secret key.
 type ConfigError struct {
