@@ -10,6 +10,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/pgentra/pgentra/driver"
+	"github.com/pgentra/pgentra/token"
 )
 
 // The one-line change: the driver name. The credential is
@@ -60,4 +61,30 @@ func ExampleConfigError() {
 	// Output:
 	// bad key: azure_credentials
 	// true
+}
+
+// Two pools on the same server — one for reads, one for writes — share one
+// token cache, so they make one token request between them. The caller owns
+// the cache and closes it after both pools.
+func ExampleWithTokenCache() {
+	cred, err := azidentity.NewManagedIdentityCredential(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cache := token.NewCache(cred, token.ScopePublic)
+	defer cache.Close()
+
+	writer, err := driver.NewConnector("host=myserver.postgres.database.azure.com user=orders-api dbname=orders",
+		driver.WithTokenCache(cache))
+	if err != nil {
+		log.Fatal(err)
+	}
+	reader, err := driver.NewConnector("host=myserver-replica.postgres.database.azure.com user=orders-api dbname=orders",
+		driver.WithTokenCache(cache))
+	if err != nil {
+		log.Fatal(err)
+	}
+	writeDB, readDB := sql.OpenDB(writer), sql.OpenDB(reader)
+	defer writeDB.Close()
+	defer readDB.Close()
 }
