@@ -158,7 +158,8 @@ func TestSecretsStayOutOfErrorsAndLog(t *testing.T) {
 func TestExec(t *testing.T) {
 	c := pg.Get(t)
 	ctx := testCtx(t)
-	if err := c.Exec(ctx, "", "CREATE DATABASE exec_db"); err != nil {
+	// Clean up first: with -count > 1 the cluster outlives one run.
+	if err := c.Exec(ctx, "", "DROP DATABASE IF EXISTS exec_db", "CREATE DATABASE exec_db"); err != nil {
 		t.Fatal(err)
 	}
 	// One session: the SET must still apply to the later statements.
@@ -178,7 +179,7 @@ func TestExec(t *testing.T) {
 func TestStopRestartKeepsData(t *testing.T) {
 	c := pg.Get(t)
 	ctx := testCtx(t)
-	if err := c.Exec(ctx, "", "CREATE TABLE kept (v text)", "INSERT INTO kept VALUES ('survives')"); err != nil {
+	if err := c.Exec(ctx, "", "DROP TABLE IF EXISTS kept", "CREATE TABLE kept (v text)", "INSERT INTO kept VALUES ('survives')"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Stop(); err != nil {
