@@ -31,6 +31,7 @@ type ConfigError struct {
 	Reason string // what is wrong and what would be accepted
 }
 
+// Error says which key is wrong and what would be accepted.
 func (e *ConfigError) Error() string {
 	if e.Value != "" {
 		return fmt.Sprintf("pgentra: %s=%q: %s", e.Key, e.Value, e.Reason)

@@ -20,6 +20,8 @@ type LoginError struct {
 	Err       error
 }
 
+// Error gives the role, how it was chosen, the token's identity (never the
+// token), the server's error and the hint.
 func (e *LoginError) Error() string {
 	how := "given"
 	if e.Derived {
