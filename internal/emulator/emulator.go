@@ -16,6 +16,7 @@ package emulator
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -108,23 +109,32 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("emulator: front certificate: %w", err)
 	}
-	e.Front, err = pgfront.Listen("127.0.0.1:0", pgfront.Config{
+	e.Front, err = e.StartFront(tlsConf, opts.RequireTLS, opts.Logf)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: front: %w", err)
+	}
+	return e, nil
+}
+
+// StartFront starts another Entra-checking front for this tenant and
+// backend, presenting tlsConf (nil: no TLS at all). Tests use it as a
+// man in the middle — a certificate from another CA or for another host —
+// and check through its recorder that no token reached it. The caller
+// closes it.
+func (e *Env) StartFront(tlsConf *tls.Config, requireTLS bool, logf func(string, ...any)) (*pgfront.Front, error) {
+	return pgfront.Listen("127.0.0.1:0", pgfront.Config{
 		BackendNetwork: "unix",
 		BackendAddr:    filepath.Join(e.PG.SocketDir, ".s.PGSQL."+strconv.Itoa(e.PG.Port)),
 		AdminDB:        e.AdminDB,
 		TLS:            tlsConf,
-		RequireTLS:     opts.RequireTLS,
+		RequireTLS:     requireTLS,
 		TenantID:       e.Tenant.ID(),
 		Issuer:         e.Tenant.Issuer(),
 		Audiences:      []string{entra.DatabaseAudience},
 		Keys:           e.Tenant.PublicKey,
 		Now:            e.Tenant.Now,
-		Logf:           opts.Logf,
+		Logf:           logf,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("emulator: front: %w", err)
-	}
-	return e, nil
 }
 
 // Close stops everything Start started; a shared cluster is left running.

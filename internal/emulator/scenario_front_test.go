@@ -10,8 +10,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -209,17 +207,7 @@ func e67OtherFront(t *testing.T, env *emulator.Env, ca *testca.CA, hosts ...stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := pgfront.Listen("127.0.0.1:0", pgfront.Config{
-		BackendNetwork: "unix",
-		BackendAddr:    filepath.Join(env.PG.SocketDir, ".s.PGSQL."+strconv.Itoa(env.PG.Port)),
-		AdminDB:        env.AdminDB,
-		TLS:            tlsConf,
-		TenantID:       env.Tenant.ID(),
-		Issuer:         env.Tenant.Issuer(),
-		Audiences:      []string{entra.DatabaseAudience},
-		Keys:           env.Tenant.PublicKey,
-		Now:            env.Tenant.Now,
-	})
+	f, err := env.StartFront(tlsConf, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,14 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/pgentra/pgentra/driver"
 	"github.com/pgentra/pgentra/internal/emulator"
-	"github.com/pgentra/pgentra/internal/emulator/entra"
 	"github.com/pgentra/pgentra/internal/emulator/pgfront"
 	"github.com/pgentra/pgentra/internal/emulator/testca"
 )
@@ -22,17 +19,7 @@ import (
 // records every password it receives.
 func mitm(t *testing.T, env *emulator.Env, tlsConf *tls.Config) *pgfront.Front {
 	t.Helper()
-	f, err := pgfront.Listen("127.0.0.1:0", pgfront.Config{
-		BackendNetwork: "unix",
-		BackendAddr:    filepath.Join(env.PG.SocketDir, ".s.PGSQL."+strconv.Itoa(env.PG.Port)),
-		AdminDB:        env.AdminDB,
-		TLS:            tlsConf,
-		TenantID:       env.Tenant.ID(),
-		Issuer:         env.Tenant.Issuer(),
-		Audiences:      []string{entra.DatabaseAudience},
-		Keys:           env.Tenant.PublicKey,
-		Now:            env.Tenant.Now,
-	})
+	f, err := env.StartFront(tlsConf, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
