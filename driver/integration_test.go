@@ -240,7 +240,10 @@ func TestPQFeaturesPassThrough(t *testing.T) {
 	// untouched. hostaddr is what is dialed; connect_timeout, application_name
 	// and an unknown run-time parameter go to pq and the server as usual.
 	dsn := fmt.Sprintf("host=127.0.0.1,localhost hostaddr=127.0.0.1,127.0.0.1 port=%d,%d dbname=postgres user=features-app sslmode=disable "+
-		"connect_timeout=5 application_name=pgentra-test work_mem=12345kB target_session_attrs=read-write load_balance_hosts=disable",
+		"connect_timeout=5 application_name=pgentra-test work_mem=12345kB target_session_attrs=read-write load_balance_hosts=disable "+
+		// pgentra's keys must not reach the server: it refuses unknown
+		// run-time parameters, so the login itself proves they were removed.
+		"azure_refresh_margin=1m azure_allow_insecure_tls=false azure_scope=https://ossrdbms-aad.database.windows.net/.default",
 		closed, it.pg.Port)
 	c, err := NewConnector(dsn, WithCredential(it.cred))
 	if err != nil {
