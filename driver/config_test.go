@@ -2,6 +2,8 @@ package driver
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +190,31 @@ func TestConnectorStringIsRedacted(t *testing.T) {
 	s := c.String()
 	if !strings.Contains(s, "h.postgres.database.azure.com") || strings.Contains(s, "/k.pem") {
 		t.Errorf("String() = %s", s)
+	}
+}
+
+func TestUserFromServiceFileIsGiven(t *testing.T) {
+	dir := t.TempDir()
+	svc := filepath.Join(dir, "pg_service.conf")
+	if err := os.WriteFile(svc, []byte("[orders]\nhost=srv.postgres.database.azure.com\nuser=orders-api\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGSERVICEFILE", svc)
+	c, err := NewConnector("service=orders", withGetenv(env(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.deriveUser || c.base.User != "orders-api" {
+		t.Errorf("service file's user: deriveUser=%v user=%q", c.deriveUser, c.base.User)
+	}
+	// Without any user, pq falls back to the OS user: pgentra derives instead.
+	c2, err := NewConnector("host=srv.postgres.database.azure.com", withGetenv(env(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if !c2.deriveUser {
+		t.Errorf("no user anywhere, but deriveUser=false (user %q)", c2.base.User)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	osuser "os/user"
 	"sync"
 	"sync/atomic"
 
@@ -80,12 +81,11 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	}
 	_, mgmtScope := cloudForScope(scope)
 	c := &Connector{
-		redacted: dsn.Redact(p.pq),
-		scope:    scope,
-		credKind: s.credential,
-		logger:   o.logger,
-		// pq reads PGUSER from the real environment, so do the same here.
-		deriveUser: !p.keys["user"] && os.Getenv("PGUSER") == "",
+		redacted:   dsn.Redact(p.pq),
+		scope:      scope,
+		credKind:   s.credential,
+		logger:     o.logger,
+		deriveUser: !userGiven(p.keys, cfg.User),
 		mgmtScope:  mgmtScope,
 	}
 	cfg.Password = ""
@@ -264,6 +264,28 @@ func (c *Connector) logEvent(ev token.Event) {
 		return
 	}
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "pgentra: token cache", slog.Any("event", ev))
+}
+
+// userGiven reports whether the user name came from the configuration (DSN,
+// PGUSER or a pg_service.conf entry) rather than from pq's fallback to the OS
+// user, which would never be an Entra role. pq doesn't say which it was, so
+// a user that isn't the OS user's name must have come from a service file.
+func userGiven(keys map[string]bool, user string) bool {
+	if keys["user"] || os.Getenv("PGUSER") != "" { // pq reads the real environment
+		return true
+	}
+	return user != "" && user != osUser()
+}
+
+// osUser is the name pq falls back to: $USER, else the account's name.
+func osUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := osuser.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
 
 func errorText(err error) string {
