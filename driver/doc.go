@@ -56,7 +56,7 @@
 //
 // # User name
 //
-// An explicit user (DSN or PGUSER) always wins. Without one, pgentra derives
+// An explicit user (DSN, PGUSER or pg_service.conf) always wins. Without one, pgentra derives
 // it from the token: a managed identity's name (from xms_mirid, asking for a
 // management-scope token when the database token lacks it) or a user's UPN.
 // Service principals must set user to the role created for them with
