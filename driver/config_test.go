@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -216,5 +217,29 @@ func TestUserFromServiceFileIsGiven(t *testing.T) {
 	defer c2.Close()
 	if !c2.deriveUser {
 		t.Errorf("no user anywhere, but deriveUser=false (user %q)", c2.base.User)
+	}
+}
+
+func TestDefaultChainSelection(t *testing.T) {
+	base := settings{credential: credDefault, clientID: "cid"}
+	tests := []struct {
+		env     map[string]string
+		wantErr bool
+	}{
+		{env: nil},
+		{env: map[string]string{"AZURE_TOKEN_CREDENTIALS": "prod"}},
+		{env: map[string]string{"AZURE_TOKEN_CREDENTIALS": "dev"}},
+		{env: map[string]string{"AZURE_TOKEN_CREDENTIALS": "ManagedIdentityCredential"}},
+		{env: map[string]string{"AZURE_TOKEN_CREDENTIALS": "EnvironmentCredential"}, wantErr: true}, // no secret in env
+		{env: map[string]string{"AZURE_TOKEN_CREDENTIALS": "bogus"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		_, err := defaultChain(base, azcore.ClientOptions{}, false, env(tt.env))
+		if (err != nil) != tt.wantErr {
+			t.Errorf("env %v: err = %v, wantErr %v", tt.env, err, tt.wantErr)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("env %v: %v is not ErrInvalidConfig", tt.env, err)
+		}
 	}
 }

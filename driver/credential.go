@@ -100,40 +100,67 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 }
 
 // defaultChain mirrors DefaultAzureCredential's order (environment, workload
-// identity, managed identity, Azure CLI, Azure Developer CLI) with the
-// identity given in the DSN.
+// identity, managed identity, Azure CLI, Azure Developer CLI, Azure
+// PowerShell) and its AZURE_TOKEN_CREDENTIALS selection ("prod", "dev" or
+// one credential's type name), with the identity given in the DSN.
 func defaultChain(s settings, co azcore.ClientOptions, noDiscovery bool, getenv func(string) string) (azcore.TokenCredential, error) {
-	var chain []azcore.TokenCredential
-	if getenv("AZURE_CLIENT_SECRET") != "" || getenv("AZURE_CLIENT_CERTIFICATE_PATH") != "" {
-		if c, err := azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery}); err == nil {
-			chain = append(chain, c)
-		}
-	}
 	// Like DefaultAzureCredential, fall back to AZURE_CLIENT_ID / AZURE_TENANT_ID
 	// for what the DSN leaves out (the usual AKS set-up names only the file).
 	clientID := firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))
-	if file := firstNonEmpty(s.federatedTokenFile, getenv("AZURE_FEDERATED_TOKEN_FILE")); file != "" && clientID != "" {
-		if c, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
-			ClientOptions: co, ClientID: clientID, TenantID: firstNonEmpty(s.tenantID, getenv("AZURE_TENANT_ID")),
-			TokenFilePath: file, DisableInstanceDiscovery: noDiscovery,
-		}); err == nil {
-			chain = append(chain, c)
-		}
-	}
+	tenantID := firstNonEmpty(s.tenantID, getenv("AZURE_TENANT_ID"))
 	miID := managedID(s)
 	if miID == nil && clientID != "" {
 		miID = azidentity.ClientID(clientID)
 	}
-	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: co, ID: miID})
-	if err != nil {
-		return nil, err
+	type link struct {
+		name, group string
+		build       func() (azcore.TokenCredential, error)
 	}
-	chain = append(chain, mi)
-	if c, err := azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: s.tenantID}); err == nil {
-		chain = append(chain, c)
+	links := []link{
+		{"EnvironmentCredential", "prod", func() (azcore.TokenCredential, error) {
+			if getenv("AZURE_CLIENT_SECRET") == "" && getenv("AZURE_CLIENT_CERTIFICATE_PATH") == "" {
+				return nil, nil
+			}
+			return azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
+		}},
+		{"WorkloadIdentityCredential", "prod", func() (azcore.TokenCredential, error) {
+			file := firstNonEmpty(s.federatedTokenFile, getenv("AZURE_FEDERATED_TOKEN_FILE"))
+			if file == "" || clientID == "" {
+				return nil, nil
+			}
+			return azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+				ClientOptions: co, ClientID: clientID, TenantID: tenantID, TokenFilePath: file, DisableInstanceDiscovery: noDiscovery,
+			})
+		}},
+		{"ManagedIdentityCredential", "prod", func() (azcore.TokenCredential, error) {
+			return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: co, ID: miID})
+		}},
+		{"AzureCLICredential", "dev", func() (azcore.TokenCredential, error) {
+			return azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: s.tenantID})
+		}},
+		{"AzureDeveloperCLICredential", "dev", func() (azcore.TokenCredential, error) {
+			return azidentity.NewAzureDeveloperCLICredential(&azidentity.AzureDeveloperCLICredentialOptions{TenantID: s.tenantID})
+		}},
+		{"AzurePowerShellCredential", "dev", func() (azcore.TokenCredential, error) {
+			return azidentity.NewAzurePowerShellCredential(&azidentity.AzurePowerShellCredentialOptions{TenantID: s.tenantID})
+		}},
 	}
-	if c, err := azidentity.NewAzureDeveloperCLICredential(&azidentity.AzureDeveloperCLICredentialOptions{TenantID: s.tenantID}); err == nil {
-		chain = append(chain, c)
+	want := strings.ToLower(strings.TrimSpace(getenv("AZURE_TOKEN_CREDENTIALS")))
+	var chain []azcore.TokenCredential
+	for _, l := range links {
+		if want != "" && want != l.group && want != strings.ToLower(l.name) {
+			continue
+		}
+		c, err := l.build()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.name, err)
+		}
+		if c != nil {
+			chain = append(chain, c)
+		}
+	}
+	if len(chain) == 0 {
+		return nil, configErr("AZURE_TOKEN_CREDENTIALS", want, `selects no usable credential; accepted: "prod", "dev" or a credential type name such as "ManagedIdentityCredential"`)
 	}
 	return azidentity.NewChainedTokenCredential(chain, nil)
 }
