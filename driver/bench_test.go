@@ -233,6 +233,15 @@ func BenchmarkConnect(b *testing.B) {
 		b.Fatal(err)
 	}
 	pqc := e.pq(b)
+	benchConnectPairs(b, pqc, pgc)
+	if n := cred.calls.Load(); n != 1 {
+		b.Fatalf("GetToken calls = %d, want 1 (the warm-up)", n)
+	}
+}
+
+// benchConnectPairs runs pq and pgentra side by side under each kind of ctx,
+// named so that benchstat lines the pairs up (ctx=*/driver=*).
+func benchConnectPairs(b *testing.B, pqc, pgc sqldriver.Connector) {
 	for _, cc := range connectContexts {
 		b.Run("ctx="+cc.name, func(b *testing.B) {
 			ctx, cancel := cc.ctx()
@@ -242,9 +251,6 @@ func BenchmarkConnect(b *testing.B) {
 				b.Run("driver="+d, func(b *testing.B) { benchConnect(b, ctx, conns[d]) })
 			}
 		})
-	}
-	if n := cred.calls.Load(); n != 1 {
-		b.Fatalf("GetToken calls = %d, want 1 (the warm-up)", n)
 	}
 }
 
@@ -269,16 +275,7 @@ func BenchmarkConnectClient(b *testing.B) {
 	if _, err := pgc.cache.Token(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	for _, cc := range connectContexts {
-		b.Run("ctx="+cc.name, func(b *testing.B) {
-			ctx, cancel := cc.ctx()
-			defer cancel()
-			conns := map[string]sqldriver.Connector{"pq": pqc, "pgentra": pgc}
-			for _, d := range benchDrivers("pq", "pgentra") {
-				b.Run("driver="+d, func(b *testing.B) { benchConnect(b, ctx, conns[d]) })
-			}
-		})
-	}
+	benchConnectPairs(b, pqc, pgc)
 }
 
 // startNullServer listens on 127.0.0.1 and speaks just enough of the

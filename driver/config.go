@@ -2,7 +2,7 @@ package driver
 
 import (
 	"fmt"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,7 +117,7 @@ func parseSettings(kv map[string]string) (settings, error) {
 		switch k {
 		case keyCredential:
 			v = strings.ToLower(strings.TrimSpace(v))
-			if !contains(credentialKinds, v) {
+			if !slices.Contains(credentialKinds, v) {
 				return settings{}, configErr(k, v, "unknown credential; accepted: %s", quoteList(credentialKinds))
 			}
 			s.credential = v
@@ -189,14 +189,3 @@ func applyServiceConnector(s *settings, given map[string]string, getenv func(str
 		s.credential = credManagedIdentity
 	}
 }
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-var _ = os.Getenv
