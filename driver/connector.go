@@ -114,7 +114,8 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 // I/O), pq's login with it as the password, and one retry with a fresh token
 // if the server refuses a cached one. It returns pq's own connection, so
 // pq.ConnectorWithNotificationHandler, notices, COPY and *pq.Error work as
-// with pq alone. ctx bounds the whole attempt: token, dial, TLS and login.
+// with pq alone; the token pq kept in it as the password is blanked once the
+// login is done. ctx bounds the whole attempt: token, dial, TLS and login.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	tok, src, err := c.cache.Acquire(ctx)
 	if err != nil {
@@ -126,6 +127,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	conn, user, err := c.login(ctx, tok)
 	if err == nil {
+		forgetPassword(conn)
 		return conn, nil
 	}
 	if src == token.FromCache && isAuthFailure(err) && ctx.Err() == nil {
@@ -138,6 +140,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 			return nil, c.tokenError(ctx, err)
 		}
 		if conn, user, err = c.login(ctx, tok); err == nil {
+			forgetPassword(conn)
 			return conn, nil
 		}
 	}
