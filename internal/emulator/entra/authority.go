@@ -14,7 +14,8 @@ import (
 // Authority is a fake Entra authority (login.microsoftonline.com) for one
 // tenant, served over TLS with httptest's self-signed certificate: OpenID
 // discovery, instance discovery, JWKS and the v2.0 token endpoint
-// (client credentials by secret or by workload-identity assertion). Close it
+// (client credentials by secret, by certificate assertion or by
+// workload-identity assertion). Close it
 // when done.
 type Authority struct {
 	tenant  *Tenant
@@ -59,7 +60,8 @@ func (a *Authority) Transport() policy.Transporter {
 }
 
 // ClientOptions returns client options for Entra credentials
-// (ClientSecret, WorkloadIdentity, ClientAssertion, DefaultAzureCredential):
+// (ClientSecret, ClientCertificate, WorkloadIdentity, ClientAssertion,
+// DefaultAzureCredential):
 // Cloud.ActiveDirectoryAuthorityHost is this authority and Transport is
 // [Authority.Transport]. DisableInstanceDiscovery may be true or false.
 func (a *Authority) ClientOptions() azcore.ClientOptions {

@@ -54,7 +54,8 @@ func resourceFromScope(scope string) (string, bool) {
 
 // serveToken answers POST /{tenant}/oauth2/v2.0/token for the client
 // credentials grant, authenticated by client_secret or by a
-// workload-identity client_assertion.
+// client_assertion: a certificate assertion (private_key_jwt, see
+// [Tenant.WriteClientCertificate]) or a workload-identity one.
 func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	clientID := r.PostForm.Get("client_id")
@@ -104,7 +105,12 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request) {
 			aadError(w, http.StatusBadRequest, "invalid_request", 50027, "Invalid client_assertion_type.")
 			return
 		}
-		if err := a.tenant.verifyAssertion(assertion, p); err != nil {
+		if isCertificateAssertion(assertion, p.AppID) {
+			if e := a.tenant.verifyCertificateAssertion(assertion, p, base(r)+r.URL.Path); e != nil {
+				aadError(w, e.status, e.code, e.aadsts, e.msg)
+				return
+			}
+		} else if err := a.tenant.verifyAssertion(assertion, p); err != nil {
 			aadError(w, http.StatusBadRequest, "invalid_client", 700211,
 				fmt.Sprintf("No matching federated identity record found for presented assertion issuer for app '%s' (%v).", p.AppID, err))
 			return

@@ -26,11 +26,16 @@
 // [IdentityServer.AppServiceEnv] before NewManagedIdentityCredential; no
 // Transport is needed (the endpoint is plain HTTP on loopback).
 //
-// Client secret, workload identity ([Authority], TLS):
+// Client secret, client certificate, workload identity ([Authority], TLS):
 //
 //	a := entra.NewAuthority(tn)
 //	azidentity.NewClientSecretCredential(tn.ID(), sp.AppID, sp.ClientSecret,
 //		&azidentity.ClientSecretCredentialOptions{ClientOptions: a.ClientOptions()})
+//	pemPath, _ := tn.WriteClientCertificate(t.TempDir(), sp) // registered for sp
+//	pemData, _ := os.ReadFile(pemPath)
+//	certs, key, _ := azidentity.ParseCertificates(pemData, nil)
+//	azidentity.NewClientCertificateCredential(tn.ID(), sp.AppID, certs, key,
+//		&azidentity.ClientCertificateCredentialOptions{ClientOptions: a.ClientOptions()})
 //	path, _ := tn.WriteFederatedTokenFile(t.TempDir(), sp)
 //	azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
 //		ClientOptions: a.ClientOptions(), ClientID: sp.AppID, TenantID: tn.ID(), TokenFilePath: path})

@@ -65,6 +65,10 @@ type Principal struct {
 	FederatedSubject string
 	// TokenLifetime overrides the tenant's default lifetime when positive.
 	TokenLifetime time.Duration
+	// certs are the client certificates registered by
+	// [Tenant.WriteClientCertificate]. A pointer keeps Principal comparable;
+	// the slice behind it is replaced on every registration, never changed.
+	certs *[]clientCert
 }
 
 // Type returns the role type the PostgreSQL front records for the principal,
