@@ -51,6 +51,8 @@
 //
 // Azure CLI ([FakeAZ]): InstallFakeAZ(dir, tn, user), prepend dir to PATH
 // (t.Setenv), then azidentity.NewAzureCLICredential(nil or {TenantID: tn.ID()}).
+// Azure Developer CLI ([FakeAZD]) the same way with InstallFakeAZD and
+// azidentity.NewAzureDeveloperCLICredential; both fakes may share a dir.
 //
 // Caching traps. MSAL serves a cached token only while it has more than
 // 5 minutes left, so with the default lifetime ([DefaultTokenLifetime], 2
