@@ -9,12 +9,10 @@ package emulator_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -85,28 +83,7 @@ func TestE2EAzureDeveloperCLIOneRunFor50Connections(t *testing.T) {
 	db := e67Open(t, env.DSN(u.Name, "azure_credential=azure_developer_cli"))
 	db.SetMaxOpenConns(n + 1)
 
-	conns := make([]*sql.Conn, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range conns {
-		wg.Go(func() { conns[i], errs[i] = db.Conn(ctx) })
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	})
-	for i := range conns {
-		if errs[i] != nil {
-			t.Fatalf("conn %d: %v", i, errs[i])
-		}
-	}
-	if st := db.Stats(); st.OpenConnections != n || st.InUse != n {
-		t.Errorf("pool stats: %d open, %d in use; want %d held at once", st.OpenConnections, st.InUse, n)
-	}
+	conns := e67HoldConns(t, ctx, db, n)
 	for i, c := range conns {
 		var who string
 		if err := c.QueryRowContext(ctx, "select current_user").Scan(&who); err != nil {

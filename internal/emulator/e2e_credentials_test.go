@@ -136,6 +136,36 @@ func e67Open(t *testing.T, dsn string, opts ...driver.Option) *sql.DB {
 	return db
 }
 
+// e67HoldConns opens n connections of db at once and holds them until the
+// test ends (closing one returns it to the pool): each is a physical
+// connection of its own, so n logins happen concurrently.
+func e67HoldConns(t *testing.T, ctx context.Context, db *sql.DB, n int) []*sql.Conn {
+	t.Helper()
+	conns := make([]*sql.Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() { conns[i], errs[i] = db.Conn(ctx) })
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	for i := range conns {
+		if errs[i] != nil {
+			t.Fatalf("conn %d: %v", i, errs[i])
+		}
+	}
+	if st := db.Stats(); st.OpenConnections != n || st.InUse != n {
+		t.Errorf("pool stats: %d open, %d in use; want %d held at once", st.OpenConnections, st.InUse, n)
+	}
+	return conns
+}
+
 // TestE2ERealCredentials logs in with every credential kind pgentra builds
 // from a DSN, with the user given and derived from the token.
 func TestE2ERealCredentials(t *testing.T) {
@@ -370,28 +400,7 @@ func TestE2EAzureCLIOneRunFor50Connections(t *testing.T) {
 			db := e67Open(t, env.DSN(user, "azure_credential=azure_cli"))
 			db.SetMaxOpenConns(n)
 
-			conns := make([]*sql.Conn, n)
-			errs := make([]error, n)
-			var wg sync.WaitGroup
-			for i := range conns {
-				wg.Go(func() { conns[i], errs[i] = db.Conn(ctx) })
-			}
-			wg.Wait()
-			t.Cleanup(func() {
-				for _, c := range conns {
-					if c != nil {
-						c.Close()
-					}
-				}
-			})
-			for i := range conns {
-				if errs[i] != nil {
-					t.Fatalf("conn %d: %v", i, errs[i])
-				}
-			}
-			if st := db.Stats(); st.OpenConnections != n || st.InUse != n {
-				t.Errorf("pool stats: %d open, %d in use; want %d held at once", st.OpenConnections, st.InUse, n)
-			}
+			conns := e67HoldConns(t, ctx, db, n)
 			pids := map[int]bool{}
 			for i, c := range conns {
 				var who string
