@@ -111,12 +111,21 @@ func TestFailureSharedAndBackoff(t *testing.T) {
 			t.Fatalf("caller %d waited %v, past its context", i, took[i])
 		}
 	}
+	// A caller inside the back-off window gets the shared error without a
+	// fetch. (Callers of the burst may all have joined the one in-flight
+	// fetch, so the burst alone need not produce a BackoffWait.)
+	calls := cred.calls.Load()
+	if _, err := c.Token(context.Background()); !errors.Is(err, base) {
+		t.Fatalf("inside the back-off: err = %v, want the credential's error", err)
+	}
+	if n := cred.calls.Load(); n != calls {
+		t.Fatalf("GetToken calls = %d inside the back-off, want %d", n, calls)
+	}
 	if log.count(BackoffWait) == 0 {
 		t.Error("no BackoffWait event")
 	}
 
 	// After the back-off (at most the initial 1 s) the next call fetches again.
-	calls := cred.calls.Load()
 	clock.Advance(DefaultBackoffInitial)
 	if _, err := c.Token(context.Background()); err == nil {
 		t.Fatal("want the credential's error")
