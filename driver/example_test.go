@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/driver"
 	"github.com/pgentra/pgentra/token"
 )
@@ -87,4 +88,23 @@ func ExampleWithTokenCache() {
 	writeDB, readDB := sql.OpenDB(writer), sql.OpenDB(reader)
 	defer writeDB.Close()
 	defer readDB.Close()
+}
+
+// A refused login names the role pgentra tried, the token's identity (never
+// the token) and a hint; the server's *pq.Error stays underneath.
+func ExampleLoginError() {
+	db, err := sql.Open("pgentra", "host=myserver.postgres.database.azure.com user=orders-api dbname=orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Ping()
+	var le *driver.LoginError
+	if errors.As(err, &le) {
+		log.Printf("login as %q refused; token for %s; %s", le.User, le.Principal, le.Hint)
+	}
+	var pe *pq.Error
+	if errors.As(err, &pe) && pe.Code == "28P01" {
+		log.Print("no role maps to this identity: run pgaadauth_create_principal as the Entra administrator")
+	}
 }
