@@ -16,7 +16,12 @@ import (
 
 var pg pgtest.Lazy
 
-func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
+func TestMain(m *testing.M) {
+	if dsn := os.Getenv(defaultTLSChildEnv); dsn != "" {
+		os.Exit(defaultTLSChild(dsn)) // a child of TestE2EDefaultTLSUsesSystemRoots
+	}
+	os.Exit(pg.Main(m))
+}
 
 func startEnv(t *testing.T) *emulator.Env {
 	t.Helper()
