@@ -60,36 +60,35 @@ func TestE2EDefaultTLSUsesSystemRoots(t *testing.T) {
 	if _, err := env.CreatePrincipal(ctx, p, false); err != nil {
 		t.Fatal(err)
 	}
-	dsn := fmt.Sprintf("host=%s port=%d dbname=postgres azure_credential=managed_identity", emulator.Host, env.Front.Port())
-	if strings.Contains(dsn, "sslmode") || strings.Contains(dsn, "sslrootcert") {
-		t.Fatalf("the DSN must leave TLS to the defaults: %s", dsn)
-	}
-	child := func(certFile string) (string, error) {
+	base := fmt.Sprintf("host=%s port=%d dbname=postgres azure_credential=managed_identity", emulator.Host, env.Front.Port())
+	child := func(dsn, certFile string) (string, error) {
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), defaultTLSChildEnv+"="+dsn, "HOME="+t.TempDir(), "SSL_CERT_DIR="+t.TempDir())
-		if certFile != "" {
-			cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+certFile)
-		} else {
-			cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+os.DevNull)
-		}
+		// Only certFile's CAs are system roots: SSL_CERT_DIR is empty.
+		cmd.Env = append(os.Environ(), defaultTLSChildEnv+"="+dsn, "HOME="+t.TempDir(),
+			"SSL_CERT_FILE="+certFile, "SSL_CERT_DIR="+t.TempDir())
 		for k, v := range env.Identity.AppServiceEnv() {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-
-	out, err := child("")
-	if err == nil || !strings.Contains(out, "certificate signed by unknown authority") {
-		t.Fatalf("without the CA among the system roots: err=%v, output:\n%s\nwant a refusal for an unknown authority", err, out)
-	}
-	if n := len(env.Front.Passwords()); n != 0 {
-		t.Fatalf("the front received %d passwords from a client that could not verify it", n)
-	}
-
-	out, err = child(env.CAFile)
-	if err != nil || !strings.Contains(out, "current_user: "+p.Name) {
-		t.Fatalf("with the CA among the system roots: err=%v, output:\n%s", err, out)
+	// No TLS keys at all (the default), and pq's explicit way to say the same.
+	for _, dsn := range []string{base, base + " sslmode=verify-full sslrootcert=system"} {
+		logins, passwords := len(env.Front.Logins()), len(env.Front.Passwords())
+		out, err := child(dsn, os.DevNull)
+		if err == nil || !strings.Contains(out, "certificate signed by unknown authority") {
+			t.Fatalf("%s, system roots without the CA: err=%v, output:\n%s\nwant a refusal for an unknown authority", dsn, err, out)
+		}
+		if n := len(env.Front.Passwords()); n != passwords {
+			t.Fatalf("%s: the front received %d passwords from a client that could not verify it", dsn, n-passwords)
+		}
+		out, err = child(dsn, env.CAFile)
+		if err != nil || !strings.Contains(out, "current_user: "+p.Name) {
+			t.Fatalf("%s, system roots with the CA: err=%v, output:\n%s", dsn, err, out)
+		}
+		if n := len(env.Front.Logins()); n != logins+1 {
+			t.Fatalf("%s: front logins went from %d to %d, want one more", dsn, logins, n)
+		}
 	}
 	e67CheckFront(t, env, p, p.Name)
 }
