@@ -37,6 +37,14 @@ type Connector struct {
 	user       atomic.Pointer[string]
 
 	current atomic.Pointer[pqEntry]
+
+	// refused is the last token the server refused although it was fresh
+	// (fetched for that very login, or for the retry): a new token would be
+	// refused the same way (no role for the identity, wrong user), so
+	// logins that meet it again in the cache fail without fetching another
+	// and without a second attempt. A misconfigured pool must not spawn an
+	// `az` or call IMDS on every connect.
+	refused atomic.Pointer[string]
 }
 
 var (
@@ -112,7 +120,8 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 
 // Connect opens one physical connection: a token from the cache (usually no
 // I/O), pq's login with it as the password, and one retry with a fresh token
-// if the server refuses a cached one. It returns pq's own connection, so
+// if the server refuses a cached one (not if that token was refused when it
+// was fresh: a new one would not fare better). It returns pq's own connection, so
 // pq.ConnectorWithNotificationHandler, notices, COPY and *pq.Error work as
 // with pq alone; the token pq kept in it as the password is blanked once the
 // login is done. ctx bounds the whole attempt: token, dial, TLS and login.
@@ -128,9 +137,16 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, user, err := c.login(ctx, tok)
 	if err == nil {
 		forgetPassword(conn)
+		if r := c.refused.Load(); r != nil && *r == tok.Token {
+			c.refused.CompareAndSwap(r, nil) // the role was fixed: retries are useful again
+		}
 		return conn, nil
 	}
-	if src == token.FromCache && isAuthFailure(err) && ctx.Err() == nil {
+	if !isAuthFailure(err) || ctx.Err() != nil {
+		return nil, c.connectError(ctx, tok, user, err)
+	}
+	fresh := src == token.Fetched
+	if !fresh && !c.wasRefusedFresh(tok.Token) {
 		// The server refused a token we had cached: it may have been revoked
 		// or the server's clock may disagree. Drop it (only if no newer one
 		// replaced it meanwhile) and try once with a fresh one.
@@ -143,6 +159,10 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 			forgetPassword(conn)
 			return conn, nil
 		}
+		fresh = true // the newest token there is
+	}
+	if fresh && isAuthFailure(err) && ctx.Err() == nil {
+		c.refused.Store(&tok.Token)
 	}
 	return nil, c.connectError(ctx, tok, user, err)
 }
@@ -175,6 +195,13 @@ func (c *Connector) login(ctx context.Context, tok azcore.AccessToken) (driver.C
 		return nil, user, fmt.Errorf("pgentra: connecting to %s: %w (%w)", c.base.Host, ctx.Err(), err)
 	}
 	return conn, user, err
+}
+
+// wasRefusedFresh reports whether tok is the token the server last refused
+// although it was fresh.
+func (c *Connector) wasRefusedFresh(tok string) bool {
+	r := c.refused.Load()
+	return r != nil && *r == tok
 }
 
 func (c *Connector) entry(tok, user string) *pqEntry {

@@ -13,7 +13,9 @@
 // password and returns pq's own connection. Azure checks the token only at
 // login, so an open connection outlives its token; tokens are refreshed ahead
 // of expiry for the connections still to come. A login refused with a cached
-// token is retried once with a fresh one.
+// token is retried once with a fresh one, unless the server already refused
+// that token when it was fresh (a misconfigured role): a new token would not
+// help, and the credential is not asked again on every connect.
 //
 // # Connection strings
 //

@@ -191,6 +191,46 @@ func TestFreshTokenRefusedIsNotRetried(t *testing.T) {
 	}
 }
 
+// TestRefusedFreshTokenNotRefetched: a pool whose every login is refused
+// (no role maps to the identity) must not fetch a token per connect —
+// with the Azure CLI that is a process each time. The token refused when
+// fresh stays cached and later connects fail without a retry; once the
+// role is fixed, that same token logs in. A cached token refused for the
+// first time still gets its one retry.
+func TestRefusedFreshTokenNotRefetched(t *testing.T) {
+	it := newITest(t, spClaims(), "misconfigured-app")
+	c := it.connector("user=misconfigured-app")
+	db := sql.OpenDB(c)
+	defer db.Close()
+	for i := range 10 {
+		var pe *pq.Error
+		if err := db.Ping(); !errors.As(err, &pe) || pe.Code != "28P01" {
+			t.Fatalf("ping %d: %v, want 28P01", i, err)
+		}
+	}
+	if n := it.cred.calls.Load(); n != 1 {
+		t.Errorf("GetToken calls = %d for 10 refused connects, want 1", n)
+	}
+	// The administrator fixes the role for the token the pool holds.
+	it.setPassword(it.cred.lastToken())
+	if err := db.Ping(); err != nil {
+		t.Fatalf("after the fix: %v", err)
+	}
+	if n := it.cred.calls.Load(); n != 1 {
+		t.Errorf("GetToken calls = %d after the fix, want still 1", n)
+	}
+	// A later refusal of that (once good) cached token is retried with a
+	// new token, which the server accepts.
+	db.SetMaxIdleConns(0)
+	it.setPassword(it.cred.peekNext())
+	if err := db.Ping(); err != nil {
+		t.Fatalf("cached token refused for the first time: %v", err)
+	}
+	if n := it.cred.calls.Load(); n != 2 {
+		t.Errorf("GetToken calls = %d, want 2 (one retry)", n)
+	}
+}
+
 func TestListenNotifyThroughPQHandler(t *testing.T) {
 	it := newITest(t, spClaims(), "listen-app")
 	it.setPassword(it.cred.peekNext())

@@ -369,13 +369,19 @@ func TestCachedTokenRefused(t *testing.T) {
 			t.Fatal("login with another principal's token succeeded")
 		} // fresh token: no retry
 		env.Front.Reset()
-		_, err = c.Connect(context.Background()) // cached token: one retry
+		calls := good.cred.calls.Load()
+		// The cached token was refused when it was fresh: a new one would
+		// fare no better, so no retry and no token request.
+		_, err = c.Connect(context.Background())
 		var le *driver.LoginError
 		if !errors.As(err, &le) || !strings.Contains(le.Hint, "pgaadauth_create_principal") {
 			t.Errorf("Connect = %v; want a LoginError with a hint", err)
 		}
-		if n := len(env.Front.Logins()); n != 2 {
-			t.Errorf("%d login attempts with a cached token the server refuses; want 2", n)
+		if n := len(env.Front.Logins()); n != 1 {
+			t.Errorf("%d login attempts with a cached token refused when fresh; want 1", n)
+		}
+		if n := good.cred.calls.Load(); n != calls {
+			t.Errorf("GetToken called %d more times; want 0", n-calls)
 		}
 	})
 }
