@@ -175,12 +175,28 @@ func (e *Env) DSN(user string, extra ...string) string {
 }
 
 // Register puts p in the server's view of the tenant directory, so that
-// pgaadauth_create_principal can find it by name.
+// pgaadauth_create_principal can find it by name. For a group (entra.Group)
+// it also records the group's current direct members (Tenant.GroupMembers),
+// whose own tokens the front then accepts for the group's role. The front
+// does not follow later changes to the tenant: after AddGroupMember or
+// RemoveGroupMember, call Register again with the group to update the
+// membership (effective from the next login; registering is idempotent).
 func (e *Env) Register(ctx context.Context, p entra.Principal) error {
-	return pgfront.AddDirectoryEntry(ctx, e.AdminDB, pgfront.DirectoryEntry{Name: p.Name, ObjectID: p.ObjectID, Type: p.Type()})
+	entry := pgfront.DirectoryEntry{Name: p.Name, ObjectID: p.ObjectID, Type: p.Type()}
+	if p.Kind == entra.Group {
+		members, err := e.Tenant.GroupMembers(p)
+		if err != nil {
+			return fmt.Errorf("emulator: registering group %q: %w", p.Name, err)
+		}
+		for _, m := range members {
+			entry.Members = append(entry.Members, m.ObjectID)
+		}
+	}
+	return pgfront.AddDirectoryEntry(ctx, e.AdminDB, entry)
 }
 
-// CreatePrincipal registers p and runs, as the server's administrator,
+// CreatePrincipal registers p (for a group: with its members, see Register)
+// and runs, as the server's administrator,
 // select * from pgaadauth_create_principal(name, admin, false) — the Entra
 // administrator's step of Azure's set-up. It returns Azure's success line.
 func (e *Env) CreatePrincipal(ctx context.Context, p entra.Principal, admin bool) (string, error) {

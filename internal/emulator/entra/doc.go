@@ -54,6 +54,11 @@
 // Azure Developer CLI ([FakeAZD]) the same way with InstallFakeAZD and
 // azidentity.NewAzureDeveloperCLICredential; both fakes may share a dir.
 //
+// Groups ([Tenant.AddGroup]) have an object ID and direct members but no
+// tokens: a member logs in to the group's PostgreSQL role (user = the
+// group's name) with its own token, and the front checks the membership it
+// was given when the group was registered (emulator.Env.Register).
+//
 // Caching traps. MSAL serves a cached token only while it has more than
 // 5 minutes left, so with the default lifetime ([DefaultTokenLifetime], 2
 // minutes) every GetToken reaches the emulator. Managed-identity tokens

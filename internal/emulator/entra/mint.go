@@ -50,6 +50,9 @@ func (t *Tenant) claims(p Principal, audience string, lifetime time.Duration, ap
 		return nil, time.Time{}, fmt.Errorf("entra: principal %q is not in tenant %s", p.Name, t.id)
 	}
 	p = cur
+	if p.Kind == Group {
+		return nil, time.Time{}, fmt.Errorf("entra: %q is a group; Entra issues no tokens for groups, only for their members", p.Name)
+	}
 	aud := NormalizeAudience(audience)
 	if aud == "" {
 		return nil, time.Time{}, errors.New("entra: empty audience")

@@ -20,6 +20,10 @@ const (
 	// ServicePrincipal is an app registration using a secret, certificate or
 	// federated (workload identity) credential.
 	ServicePrincipal
+	// Group is an Entra security group: an object ID and direct members
+	// ([Tenant.AddGroup]). Entra issues no tokens for a group; its members
+	// log in to a group role with their own tokens.
+	Group
 )
 
 // String names the kind for test output.
@@ -33,6 +37,8 @@ func (k Kind) String() string {
 		return "SystemAssignedIdentity"
 	case ServicePrincipal:
 		return "ServicePrincipal"
+	case Group:
+		return "Group"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -47,11 +53,12 @@ type Principal struct {
 	Kind Kind
 	// Name is the role name the PostgreSQL front registers: the UPN for
 	// users, the resource name for managed identities (last ARM path
-	// segment), the display name for service principals.
+	// segment), the display name for service principals and groups.
 	Name string
 	// ObjectID is the "oid" (and, for apps, "sub") claim.
 	ObjectID string
-	// AppID is the client ID ("appid" claim). For users it is the Azure CLI's.
+	// AppID is the client ID ("appid" claim). For users it is the Azure
+	// CLI's; groups have none.
 	AppID string
 	// ResourceID is the ARM ID of a managed identity (user-assigned: the
 	// identity; system-assigned: the compute resource); it becomes xms_mirid.
@@ -72,11 +79,15 @@ type Principal struct {
 }
 
 // Type returns the role type the PostgreSQL front records for the principal,
-// as pgaadauth_create_principal does: "user" for users, "service" for every
-// application identity (managed identities and service principals).
+// as pgaadauth_create_principal does: "user" for users, "group" for groups,
+// "service" for every application identity (managed identities and service
+// principals).
 func (p Principal) Type() string {
-	if p.Kind == User {
+	switch p.Kind {
+	case User:
 		return "user"
+	case Group:
+		return "group"
 	}
 	return "service"
 }
@@ -164,6 +175,10 @@ func (t *Tenant) AddServicePrincipal(displayName string) (Principal, error) {
 func (t *Tenant) add(p Principal) (Principal, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.addLocked(p)
+}
+
+func (t *Tenant) addLocked(p Principal) (Principal, error) {
 	if _, dup := t.findLocked(func(q Principal) bool { return strings.EqualFold(q.Name, p.Name) }); dup {
 		return Principal{}, fmt.Errorf("entra: tenant already has a principal named %q", p.Name)
 	}
@@ -205,9 +220,12 @@ func (t *Tenant) ByName(name string) (Principal, bool) {
 	return t.find(func(p Principal) bool { return strings.EqualFold(p.Name, name) })
 }
 
-// ByClientID finds an application identity (not a user) by client ID.
+// ByClientID finds an application identity (not a user, not a group) by
+// client ID.
 func (t *Tenant) ByClientID(id string) (Principal, bool) {
-	return t.find(func(p Principal) bool { return p.Kind != User && strings.EqualFold(p.AppID, id) })
+	return t.find(func(p Principal) bool {
+		return p.Kind != User && p.Kind != Group && p.AppID != "" && strings.EqualFold(p.AppID, id)
+	})
 }
 
 // ByObjectID finds a principal by object ID.

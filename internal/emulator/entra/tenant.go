@@ -46,6 +46,9 @@ type Tenant struct {
 	lifetime   time.Duration
 	principals []Principal
 	minted     map[mintKey]int
+	// members maps a group's object ID to its direct members' object IDs,
+	// in the order they were added ([Tenant.AddGroup]).
+	members map[string][]string
 }
 
 type mintKey struct{ oid, aud string }

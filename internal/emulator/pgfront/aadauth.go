@@ -23,8 +23,15 @@ const AdminRole = "azure_pg_admin"
 // pgaadauth_create_principal resolves names against (Azure asks Microsoft Graph).
 type DirectoryEntry struct {
 	Name     string // display name or UPN: what pgaadauth_create_principal is called with
-	ObjectID string // the oid its tokens carry
+	ObjectID string // the oid its tokens carry (a group's: the oid its role is mapped to)
 	Type     string // TypeUser, TypeService or TypeGroup
+	// Members are the object IDs of a TypeGroup entry's direct members (users
+	// or application identities), whose own tokens log in to the group's
+	// role. Only direct membership counts: a group listed here does not make
+	// its members members (nested groups are not emulated). Adding an entry
+	// replaces the membership recorded for its ObjectID, so adding it again
+	// with the current members updates it. Other types must have none.
+	Members []string
 }
 
 func (e DirectoryEntry) validate() error {
@@ -32,7 +39,20 @@ func (e DirectoryEntry) validate() error {
 		return fmt.Errorf("directory entry %q: Name and ObjectID are required", e.Name)
 	}
 	switch e.Type {
-	case TypeUser, TypeService, TypeGroup:
+	case TypeUser, TypeService:
+		if len(e.Members) > 0 {
+			return fmt.Errorf("directory entry %q: a %s has no members; only a %s does", e.Name, e.Type, TypeGroup)
+		}
+		return nil
+	case TypeGroup:
+		for _, m := range e.Members {
+			if m == "" {
+				return fmt.Errorf("directory entry %q: empty member object ID", e.Name)
+			}
+			if strings.EqualFold(m, e.ObjectID) {
+				return fmt.Errorf("directory entry %q: a group cannot be its own member", e.Name)
+			}
+		}
 		return nil
 	}
 	return fmt.Errorf("directory entry %q: Type %q is not %q, %q or %q", e.Name, e.Type, TypeUser, TypeService, TypeGroup)
@@ -53,7 +73,8 @@ const installLock = 0x7067_6161_6461 // "pgaada"
 //
 // with Azure's signatures and result texts. Call it once per cluster before creating
 // principals; calling it again (even concurrently) is safe, updates the tenant and adds
-// the directory entries. adminDB must be a superuser connection.
+// the directory entries (with their group members). adminDB must be a superuser
+// connection.
 func InstallAADAuth(ctx context.Context, adminDB *sql.DB, tenantID string, directory []DirectoryEntry) error {
 	if adminDB == nil {
 		return errors.New("pgfront: InstallAADAuth: adminDB is nil")
@@ -95,7 +116,10 @@ func InstallAADAuth(ctx context.Context, adminDB *sql.DB, tenantID string, direc
 }
 
 // AddDirectoryEntry adds e to (or updates it in) the emulated tenant directory, so a
-// later pgaadauth_create_principal(e.Name, …) finds it. InstallAADAuth must have run.
+// later pgaadauth_create_principal(e.Name, …) finds it, and replaces the group
+// membership recorded for e.ObjectID with e.Members. Calling it again with the same
+// entry changes nothing; with a group's new members it updates who may log in to the
+// group's role, effective from the next login. InstallAADAuth must have run.
 func AddDirectoryEntry(ctx context.Context, adminDB *sql.DB, e DirectoryEntry) error {
 	if adminDB == nil {
 		return errors.New("pgfront: AddDirectoryEntry: adminDB is nil")
@@ -103,8 +127,20 @@ func AddDirectoryEntry(ctx context.Context, adminDB *sql.DB, e DirectoryEntry) e
 	if err := e.validate(); err != nil {
 		return fmt.Errorf("pgfront: AddDirectoryEntry: %w", err)
 	}
-	if err := addDirectoryEntry(ctx, adminDB, e); err != nil {
+	tx, err := adminDB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("pgfront: AddDirectoryEntry: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	// Concurrent updates of one group's members would otherwise interleave.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, installLock); err != nil {
+		return fmt.Errorf("pgfront: AddDirectoryEntry: lock: %w", err)
+	}
+	if err := addDirectoryEntry(ctx, tx, e); err != nil {
 		return fmt.Errorf("pgfront: AddDirectoryEntry: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("pgfront: AddDirectoryEntry: commit: %w", err)
 	}
 	return nil
 }
@@ -113,6 +149,8 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// addDirectoryEntry upserts e and replaces the members recorded for its object ID.
+// Run it in a transaction, so a login never sees a group half updated.
 func addDirectoryEntry(ctx context.Context, db execer, e DirectoryEntry) error {
 	_, err := db.ExecContext(ctx, `INSERT INTO pgaadauth.directory (name, object_id, object_type)
 		VALUES ($1, lower($2), $3)
@@ -121,33 +159,41 @@ func addDirectoryEntry(ctx context.Context, db execer, e DirectoryEntry) error {
 	if err != nil {
 		return fmt.Errorf("add directory entry %q: %w", e.Name, err)
 	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM pgaadauth.group_members WHERE group_object_id = lower($1)`, e.ObjectID); err != nil {
+		return fmt.Errorf("reset members of directory entry %q: %w", e.Name, err)
+	}
+	for _, m := range e.Members {
+		if _, err := db.ExecContext(ctx, `INSERT INTO pgaadauth.group_members (group_object_id, member_object_id)
+			VALUES (lower($1), lower($2)) ON CONFLICT DO NOTHING`, e.ObjectID, m); err != nil {
+			return fmt.Errorf("add member %s to directory entry %q: %w", m, e.Name, err)
+		}
+	}
 	return nil
 }
 
-// registered is one row of the principal registry.
-type registered struct {
-	role, kind string
+// roleMapping is what the principal registry says about the role a login names,
+// relative to the token's oid.
+type roleMapping struct {
+	kind   string // the role's principal type: TypeUser, TypeService or TypeGroup
+	ownOID bool   // the role is mapped to the token's oid
+	member bool   // the role is a group's and the oid is one of its direct members
 }
 
-// lookupPrincipals returns the existing roles mapped to oid.
-func lookupPrincipals(ctx context.Context, db *sql.DB, oid string) ([]registered, error) {
-	rows, err := db.QueryContext(ctx, `SELECT p.rolname, p.object_type FROM pgaadauth.principals p
+// lookupRole returns the registry's mapping of role (an existing role created by
+// pgaadauth_create_principal*) for a token carrying oid; found is false when role
+// is no such Entra role.
+func lookupRole(ctx context.Context, db *sql.DB, role, oid string) (m roleMapping, found bool, err error) {
+	err = db.QueryRowContext(ctx, `SELECT p.object_type, p.object_id = lower($2),
+			p.object_type = 'group' AND EXISTS (SELECT FROM pgaadauth.group_members g
+				WHERE g.group_object_id = p.object_id AND g.member_object_id = lower($2))
+		FROM pgaadauth.principals p
 		JOIN pg_catalog.pg_roles r ON r.rolname = p.rolname
-		WHERE p.object_id = lower($1) ORDER BY p.rolname`, oid)
-	if err != nil {
-		return nil, fmt.Errorf("look up principal %s: %w", oid, err)
+		WHERE p.rolname::text = $1`, role, oid).Scan(&m.kind, &m.ownOID, &m.member)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return roleMapping{}, false, nil
+	case err != nil:
+		return roleMapping{}, false, fmt.Errorf("look up role %q for principal %s: %w", role, oid, err)
 	}
-	defer rows.Close()
-	var out []registered
-	for rows.Next() {
-		var r registered
-		if err := rows.Scan(&r.role, &r.kind); err != nil {
-			return nil, fmt.Errorf("look up principal %s: %w", oid, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("look up principal %s: %w", oid, err)
-	}
-	return out, nil
+	return m, true, nil
 }

@@ -14,6 +14,10 @@ var installSQL = []string{
 		name text PRIMARY KEY,
 		object_id text NOT NULL,
 		object_type text NOT NULL CHECK (object_type IN ('user', 'service', 'group')))`,
+	`CREATE TABLE IF NOT EXISTS pgaadauth.group_members (
+		group_object_id text NOT NULL,
+		member_object_id text NOT NULL,
+		PRIMARY KEY (group_object_id, member_object_id))`,
 	`CREATE TABLE IF NOT EXISTS pgaadauth.principals (
 		rolname name PRIMARY KEY,
 		object_id text NOT NULL,

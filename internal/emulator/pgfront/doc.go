@@ -7,7 +7,10 @@
 // PostgreSQL server: it speaks the wire protocol (jackc pgproto3) up to the password,
 // validates the token (RS256 signature, aud, iss, tid, nbf, exp), looks the oid up in
 // the registry that InstallAADAuth creates, and refuses with Azure's FATAL messages
-// and SQLSTATEs (see the Msg* constants). On success it logs the mapped role in to the
+// and SQLSTATEs (see the Msg* constants). A role created for an Entra group accepts
+// the token of any direct member of the group (DirectoryEntry.Members), as Flexible
+// Server does: the member logs in with user = the group's name and its own token,
+// and becomes the group role. On success it logs the mapped role in to the
 // backend over its unix socket (trust) and relays bytes both ways, so everything after
 // login (queries, COPY, LISTEN, cancellation) is the real server's behaviour.
 //

@@ -10,7 +10,8 @@ const (
 	// window, principal type) or the connection is not encrypted.
 	CodeInvalidAuthorization = "28000"
 	// CodeInvalidPassword is invalid_password: the token is fine but no role is
-	// mapped to its oid, or the startup user names another role.
+	// mapped to its oid, or the startup user names another principal's role or a
+	// group's role the oid is not a member of.
 	CodeInvalidPassword = "28P01"
 	// CodeProtocolViolation answers malformed startup traffic.
 	CodeProtocolViolation = "08P01"
@@ -54,7 +55,7 @@ const (
 
 // MsgPasswordFailed is PostgreSQL's message for a failed password login, which Azure
 // also sends when no role is mapped to the token's oid or the startup user names a
-// role mapped to another principal.
+// role mapped to another principal (including a group the oid is not a member of).
 func MsgPasswordFailed(user string) string {
 	return fmt.Sprintf("password authentication failed for user %q", user)
 }

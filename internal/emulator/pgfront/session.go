@@ -162,22 +162,15 @@ func (s *session) authenticate(params map[string]string) (string, *loginError) {
 	}
 	ctx, cancel := context.WithTimeout(s.f.ctx, handshakeTimeout)
 	defer cancel()
-	principals, err := lookupPrincipals(ctx, cfg.AdminDB, id.oid)
+	m, found, err := lookupRole(ctx, cfg.AdminDB, s.login.User, id.oid)
 	if err != nil {
 		s.f.cfg.Logf("pgfront: %v", err)
 		return "", refuse(CodeInternalError, "could not look up the Microsoft Entra principal registry")
 	}
-	for _, p := range principals {
-		if p.role != s.login.User {
-			continue
-		}
-		if p.kind != id.kind {
-			return "", refuse(CodeInvalidAuthorization, MsgTypeMismatch)
-		}
-		return p.role, nil
+	if lerr := authorize(s.login.User, m, found, id); lerr != nil {
+		return "", lerr
 	}
-	// No role for this oid, or the user names a role mapped to someone else.
-	return "", refuse(CodeInvalidPassword, MsgPasswordFailed(s.login.User))
+	return s.login.User, nil
 }
 
 // fail records the refusal and sends it as a FATAL ErrorResponse.
