@@ -62,7 +62,7 @@ func loginHint(err error, user, scope string) string {
 	case strings.Contains(msg, "does not match"):
 		return "the role was created for another kind of principal (user vs. service); recreate it with pgaadauth_create_principal_with_oid and the right type"
 	case pe.Code == "28P01" || strings.Contains(msg, "password authentication failed"):
-		return fmt.Sprintf("no role named %q maps to this identity; an Entra administrator must run, in the postgres database: select * from pgaadauth_create_principal('%s', false, false); and the DSN's user must be that role name", user, user)
+		return fmt.Sprintf("no role named %q maps to this identity; an Entra administrator must run, in the postgres database: select * from pgaadauth_create_principal('%s', false, false); and the DSN's user must be that role name (if %q is an Entra group's role, this identity must be a direct member of the group)", user, user, user)
 	case pe.Code.Class() == "28":
 		return "the server refused the identity; check the server's Entra authentication is enabled and the role exists (pgaadauth_list_principals)"
 	}

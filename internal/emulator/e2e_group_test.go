@@ -128,8 +128,8 @@ func TestE2EGroupLogin(t *testing.T) {
 		if le.Derived {
 			t.Error("LoginError.Derived with the user given")
 		}
-		if !strings.Contains(le.Hint, "pgaadauth_create_principal") {
-			t.Errorf("hint %q does not mention pgaadauth_create_principal", le.Hint)
+		if !strings.Contains(le.Hint, "pgaadauth_create_principal") || !strings.Contains(le.Hint, "direct member of the group") {
+			t.Errorf("hint %q does not mention pgaadauth_create_principal and group membership", le.Hint)
 		}
 	})
 
