@@ -105,12 +105,7 @@ func TestE2EClientCertificate(t *testing.T) {
 				t.Errorf("current_user = %q, want %q", got, p.Name)
 			}
 			e67CheckFront(t, env, p, p.Name)
-			if n := env.Authority.RequestsFor(p); n != 1 {
-				t.Errorf("authority token requests for %s = %d, want 1", p.Name, n)
-			}
-			if n := env.Identity.Requests(); n != 0 {
-				t.Errorf("identity endpoint requests = %d, want 0", n)
-			}
+			e67CheckAuthorityOnly(t, env, p)
 		})
 	}
 }

@@ -115,6 +115,19 @@ func e67CheckFront(t *testing.T, env *emulator.Env, p entra.Principal, wantUser 
 	}
 }
 
+// e67CheckAuthorityOnly: p's token came from one request to the Entra
+// authority, and the managed-identity endpoint was never asked (in a
+// default chain, the credentials before managed identity answered).
+func e67CheckAuthorityOnly(t *testing.T, env *emulator.Env, p entra.Principal) {
+	t.Helper()
+	if n := env.Authority.RequestsFor(p); n != 1 {
+		t.Errorf("authority token requests for %s = %d, want 1", p.Name, n)
+	}
+	if n := env.Identity.Requests(); n != 0 {
+		t.Errorf("identity endpoint requests = %d, want 0", n)
+	}
+}
+
 // e67Open opens a pool with the pgentra driver: through NewConnector +
 // sql.OpenDB when opts are given, else with plain sql.Open.
 func e67Open(t *testing.T, dsn string, opts ...driver.Option) *sql.DB {
@@ -277,11 +290,7 @@ func TestE2ERealCredentials(t *testing.T) {
 					opts: []driver.Option{driver.WithClientOptions(env.ClientOptions())},
 					env:  map[string]string{"AZURE_CLIENT_SECRET": p.ClientSecret}}
 			},
-			check: func(t *testing.T, env *emulator.Env, p entra.Principal) {
-				if n := env.Authority.RequestsFor(p); n != 1 {
-					t.Errorf("authority token requests for %s = %d, want 1", p.Name, n)
-				}
-			},
+			check: e67CheckAuthorityOnly,
 		},
 		{
 			name: "workload identity, user given",
@@ -299,11 +308,7 @@ func TestE2ERealCredentials(t *testing.T) {
 						"azure_tenant_id="+env.Tenant.ID(), "azure_federated_token_file="+path),
 					opts: []driver.Option{driver.WithClientOptions(env.ClientOptions())}}
 			},
-			check: func(t *testing.T, env *emulator.Env, p entra.Principal) {
-				if n := env.Authority.RequestsFor(p); n != 1 {
-					t.Errorf("authority token requests for %s = %d, want 1", p.Name, n)
-				}
-			},
+			check: e67CheckAuthorityOnly,
 		},
 		{
 			name: "DefaultAzureCredential picks workload identity from the environment",
@@ -324,14 +329,7 @@ func TestE2ERealCredentials(t *testing.T) {
 						"AZURE_FEDERATED_TOKEN_FILE": path, "AZURE_AUTHORITY_HOST": env.Authority.URL(),
 					}}
 			},
-			check: func(t *testing.T, env *emulator.Env, p entra.Principal) {
-				if n := env.Authority.RequestsFor(p); n != 1 {
-					t.Errorf("authority token requests for %s = %d, want 1", p.Name, n)
-				}
-				if n := env.Identity.Requests(); n != 0 {
-					t.Errorf("identity endpoint requests = %d, want 0: workload identity comes before managed identity", n)
-				}
-			},
+			check: e67CheckAuthorityOnly,
 		},
 	}
 	for _, tc := range tests {
@@ -482,14 +480,7 @@ func TestE2EServiceConnector(t *testing.T) {
 			// The authority's TLS certificate is trusted only by the
 			// emulator's transport: NewConnector("", WithClientOptions).
 			viaConnector: true,
-			check: func(t *testing.T, env *emulator.Env, p entra.Principal) {
-				if n := env.Authority.RequestsFor(p); n != 1 {
-					t.Errorf("authority token requests for %s = %d, want 1", p.Name, n)
-				}
-				if n := env.Identity.Requests(); n != 0 {
-					t.Errorf("identity endpoint requests = %d, want 0", n)
-				}
-			},
+			check:        e67CheckAuthorityOnly,
 		},
 	}
 	for _, tc := range tests {
