@@ -115,6 +115,16 @@ func e67CheckFront(t *testing.T, env *emulator.Env, p entra.Principal, wantUser 
 	}
 }
 
+// e67CheckUserNameFallback: the database token of a managed identity has
+// no xms_mirid, so the derived user name came from one management-scope
+// token of the same identity.
+func e67CheckUserNameFallback(t *testing.T, env *emulator.Env, p entra.Principal) {
+	t.Helper()
+	if n := env.Tenant.Minted(p, entra.ManagementAudience); n != 1 {
+		t.Errorf("management-scope tokens minted = %d, want 1 (the user-name fallback)", n)
+	}
+}
+
 // e67CheckAuthorityOnly: p's token came from one request to the Entra
 // authority, and the managed-identity endpoint was never asked (in a
 // default chain, the credentials before managed identity answered).
@@ -230,13 +240,7 @@ func TestE2ERealCredentials(t *testing.T) {
 				return setup{p: p, dsn: env.DSN(user, "azure_credential=managed_identity", "azure_client_id="+p.AppID),
 					opts: []driver.Option{driver.WithClientOptions(env.ClientOptions())}}
 			},
-			check: func(t *testing.T, env *emulator.Env, p entra.Principal) {
-				// The database token has no xms_mirid: the name came from a
-				// management-scope token of the same identity.
-				if n := env.Tenant.Minted(p, entra.ManagementAudience); n != 1 {
-					t.Errorf("management-scope tokens minted = %d, want 1 (the user-name fallback)", n)
-				}
-			},
+			check: e67CheckUserNameFallback,
 		},
 		{
 			name:   "managed identity IMDS system-assigned VM, user derived",
@@ -248,11 +252,7 @@ func TestE2ERealCredentials(t *testing.T) {
 				return setup{p: p, dsn: env.DSN(user, "azure_credential=managed_identity"),
 					opts: []driver.Option{driver.WithClientOptions(env.ClientOptions())}}
 			},
-			check: func(t *testing.T, env *emulator.Env, p entra.Principal) {
-				if n := env.Tenant.Minted(p, entra.ManagementAudience); n != 1 {
-					t.Errorf("management-scope tokens minted = %d, want 1 (the user-name fallback)", n)
-				}
-			},
+			check: e67CheckUserNameFallback,
 		},
 		{
 			name: "managed identity App Service user-assigned, user given",
