@@ -56,6 +56,7 @@ var (
 // until the token changes, so the per-connect work is a struct copy.
 type pqEntry struct {
 	token, user string
+	cfg         pq.Config // what pqc was built from: the token as Password, the role as User
 	pqc         *pq.Connector
 }
 
@@ -126,24 +127,46 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 // with pq alone; the token pq kept in it as the password is blanked once the
 // login is done. ctx bounds the whole attempt: token, dial, TLS and login.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	var conn driver.Conn
+	err := c.withLogin(ctx, func(ctx context.Context, e *pqEntry) error {
+		cn, err := c.dial(ctx, e)
+		if err == nil {
+			forgetPassword(cn)
+			conn = cn
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// withLogin runs the Connector's login policy around attempt, which performs
+// one login with e (the base config with a token as the password and the role
+// as the user) and returns the server's error unchanged. The policy: a token
+// from the cache, the role (given or derived), one retry with a new token when
+// the server refuses a cached one — unless that token was already refused
+// when fresh — the refused-when-fresh marker, and the hints. Connect and
+// Listener both log in through it, so they behave alike.
+func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Context, e *pqEntry) error) error {
 	tok, src, err := c.cache.Acquire(ctx)
 	if err != nil {
-		return nil, c.tokenError(ctx, err)
+		return c.tokenError(ctx, err)
 	}
 	if len(tok.Token) > maxPasswordLen {
-		return nil, fmt.Errorf("%w: the %s credential returned %d bytes, PostgreSQL accepts at most %d (scope %q)",
+		return fmt.Errorf("%w: the %s credential returned %d bytes, PostgreSQL accepts at most %d (scope %q)",
 			ErrTokenTooLarge, c.credKind, len(tok.Token), maxPasswordLen, c.scope)
 	}
-	conn, user, err := c.login(ctx, tok)
+	user, err := c.login(ctx, tok, attempt)
 	if err == nil {
-		forgetPassword(conn)
 		if r := c.refused.Load(); r != nil && *r == tok.Token {
 			c.refused.CompareAndSwap(r, nil) // the role was fixed: retries are useful again
 		}
-		return conn, nil
+		return nil
 	}
 	if !isAuthFailure(err) || ctx.Err() != nil {
-		return nil, c.connectError(ctx, tok, user, err)
+		return c.connectError(ctx, tok, user, err)
 	}
 	fresh := src == token.Fetched
 	if !fresh && !c.wasRefusedFresh(tok.Token) {
@@ -153,32 +176,39 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
 		c.cache.Invalidate(tok.Token)
 		if tok, _, err = c.cache.Acquire(ctx); err != nil {
-			return nil, c.tokenError(ctx, err)
+			return c.tokenError(ctx, err)
 		}
-		if conn, user, err = c.login(ctx, tok); err == nil {
-			forgetPassword(conn)
-			return conn, nil
+		if user, err = c.login(ctx, tok, attempt); err == nil {
+			return nil
 		}
 		fresh = true // the newest token there is
 	}
 	if fresh && isAuthFailure(err) && ctx.Err() == nil {
-		c.refused.Store(&tok.Token)
+		refused := tok.Token // its own variable: &tok.Token would move tok to the heap on every call
+		c.refused.Store(&refused)
 	}
-	return nil, c.connectError(ctx, tok, user, err)
+	return c.connectError(ctx, tok, user, err)
 }
 
-func (c *Connector) login(ctx context.Context, tok azcore.AccessToken) (driver.Conn, string, error) {
+// login makes one attempt with tok as the role it maps to, and returns that
+// role for the error message.
+func (c *Connector) login(ctx context.Context, tok azcore.AccessToken, attempt func(context.Context, *pqEntry) error) (string, error) {
 	user, err := c.userFor(ctx, tok)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
-	pqc := *c.entry(tok.Token, user).pqc // a copy: the dialer below is this attempt's own
+	return user, attempt(ctx, c.entry(tok.Token, user))
+}
+
+// dial is Connect's attempt: pq's login with e, bounded as a whole by ctx.
+func (c *Connector) dial(ctx context.Context, e *pqEntry) (driver.Conn, error) {
+	pqc := *e.pqc // a copy: the dialer below is this attempt's own
 	if ctx.Done() == nil {
 		conn, err := pqc.Connect(ctx)
 		if err != nil {
-			return nil, user, err // not pq's typed nil
+			return nil, err // not pq's typed nil
 		}
-		return conn, user, nil
+		return conn, nil
 	}
 	d := &connectDialer{ctx: ctx}
 	pqc.Dialer(d)
@@ -192,9 +222,9 @@ func (c *Connector) login(ctx context.Context, tok azcore.AccessToken) (driver.C
 			_ = conn.Close() // its deadline is in the past
 			err = ctx.Err()
 		}
-		return nil, user, fmt.Errorf("pgentra: connecting to %s: %w (%w)", c.base.Host, ctx.Err(), err)
+		return nil, fmt.Errorf("pgentra: connecting to %s: %w (%w)", c.base.Host, ctx.Err(), err)
 	}
-	return conn, user, err
+	return conn, err
 }
 
 // wasRefusedFresh reports whether tok is the token the server last refused
@@ -211,7 +241,7 @@ func (c *Connector) entry(tok, user string) *pqEntry {
 	cfg := c.base.Clone()
 	cfg.Password, cfg.User = tok, user
 	pqc, _ := pq.NewConnectorConfig(cfg) // never fails for a parsed config
-	e := &pqEntry{token: tok, user: user, pqc: pqc}
+	e := &pqEntry{token: tok, user: user, cfg: cfg, pqc: pqc}
 	c.current.Store(e)
 	return e
 }
