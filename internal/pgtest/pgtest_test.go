@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 var pg Lazy
@@ -74,7 +75,7 @@ func TestTCPLoginNeedsTheRightPassword(t *testing.T) {
 		name     string
 		user     string
 		password string
-		wantCode pq.ErrorCode // "" = login succeeds
+		wantCode pqerror.Code // "" = login succeeds
 	}{
 		{"2000-char token", "tok_user", token, ""},
 		{"wrong token", "tok_user", jwtLike(2000, 2), "28P01"},

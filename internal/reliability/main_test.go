@@ -143,11 +143,7 @@ type load struct {
 	firstFail  atomic.Int64
 }
 
-func (l *load) run(ctx context.Context, workers int, op func(context.Context) error) {
-	l.runPaced(ctx, workers, 0, op)
-}
-
-// runPaced is run with a random pause in [0, 2*think) after each operation,
+// runPaced runs op on workers goroutines until ctx ends, with a random pause in [0, 2*think) after each operation,
 // so that the offered load stays below what the machine can serve and the
 // connect latency stays well inside a short token's lifetime.
 func (l *load) runPaced(ctx context.Context, workers int, think time.Duration, op func(context.Context) error) {
@@ -245,10 +241,9 @@ func queryOnce(db *sql.DB, timeout time.Duration) func(context.Context) error {
 // (token rotations) and refused logins by message. Poll drains the front's
 // recorder so that long runs don't keep every token in memory.
 type frontStats struct {
-	tokens   map[[32]byte]bool
-	logins   int
-	refused  map[string]int
-	lastPoll time.Time
+	tokens  map[[32]byte]bool
+	logins  int
+	refused map[string]int
 }
 
 func newFrontStats() *frontStats {
