@@ -149,7 +149,7 @@ func TestEmulatorCommand(t *testing.T) {
 	}
 
 	dir := filepath.Join(t.TempDir(), "emu") // created and removed by the command
-	cmd := exec.Command(filepath.Join(bin, "emulator"), "-dir", dir, "-identity", "id-orders", "-identity", "id-reports", "-v")
+	cmd := exec.Command(filepath.Join(bin, "emulator"), "-dir", dir, "-identity", "id-orders", "-identity", "id-reports", "-token-lifetime", "7m", "-v")
 	cmd.Env = cleanEnv()
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
@@ -312,6 +312,15 @@ func TestEmulatorCommand(t *testing.T) {
 		PGPASSWORD=$(azd auth token --output json --scope https://ossrdbms-aad.database.windows.net/.default | sed -n 's/.*"token": "\(.*\)".*/\1/p') psql -XAtc "select 2"`)
 	if err != nil || out != "1\n2" {
 		t.Errorf("az --scope / azd: %v, stdout %q\n%s", err, out, errOut)
+	}
+
+	// -token-lifetime reaches az (minted at the call) and IMDS.
+	out, errOut, err = sh(`az account get-access-token --resource-type oss-rdbms --query expires_on -o tsv`)
+	var exp int64
+	if _, serr := fmt.Sscan(out, &exp); err != nil || serr != nil {
+		t.Errorf("az expires_on: %v %v, stdout %q\n%s", err, serr, out, errOut)
+	} else if d := time.Until(time.Unix(exp, 0)); d < 6*time.Minute || d > 7*time.Minute+time.Second {
+		t.Errorf("az token expires in %s, want ~7m (-token-lifetime 7m)", d)
 	}
 
 	// Stop: SIGTERM, exit 0, nothing left.
