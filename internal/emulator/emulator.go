@@ -20,6 +20,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,6 +53,9 @@ type Options struct {
 	PG *pgtest.Cluster
 	// Logf receives the front's and the cluster's progress lines.
 	Logf func(format string, args ...any)
+	// FrontPort is the TCP port the front listens on (127.0.0.1); zero
+	// picks a free one. The emulator command's -port sets it.
+	FrontPort int
 }
 
 // Env is a running emulator. Its fields are ready to use; Close stops what
@@ -109,7 +113,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("emulator: front certificate: %w", err)
 	}
-	e.Front, err = e.StartFront(tlsConf, opts.RequireTLS, opts.Logf)
+	e.Front, err = e.startFront(net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.FrontPort)), tlsConf, opts.RequireTLS, opts.Logf)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: front: %w", err)
 	}
@@ -122,7 +126,12 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 // and check through its recorder that no token reached it. The caller
 // closes it.
 func (e *Env) StartFront(tlsConf *tls.Config, requireTLS bool, logf func(string, ...any)) (*pgfront.Front, error) {
-	return pgfront.Listen("127.0.0.1:0", pgfront.Config{
+	return e.startFront("127.0.0.1:0", tlsConf, requireTLS, logf)
+}
+
+// startFront starts a front on addr.
+func (e *Env) startFront(addr string, tlsConf *tls.Config, requireTLS bool, logf func(string, ...any)) (*pgfront.Front, error) {
+	return pgfront.Listen(addr, pgfront.Config{
 		BackendNetwork: "unix",
 		BackendAddr:    filepath.Join(e.PG.SocketDir, ".s.PGSQL."+strconv.Itoa(e.PG.Port)),
 		AdminDB:        e.AdminDB,

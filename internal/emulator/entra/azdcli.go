@@ -3,6 +3,8 @@ package entra
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -149,4 +151,97 @@ func azdConsoleLine(at time.Time, msg string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// RunAZD runs one `azd` command line (args without "azd") for the user p
+// signed in to azd and returns azd's exit status. It answers
+// `azd auth token [--scope S]... [--tenant-id T] [-o json] [--no-prompt]`
+// with azd's JSON ({"token","expiresOn"}), minting the token at the call;
+// without --scope it answers for ARM, as azd does. Token-service errors go
+// to stderr as azd's JSON console message ("ERROR: fetching token: …"),
+// exit status 1, as [FakeAZD] prints them.
+func RunAZD(t *Tenant, p Principal, args []string, stdout, stderr io.Writer) int {
+	if len(args) < 2 || args[0] != "auth" || args[1] != "token" {
+		fmt.Fprintf(stderr, "ERROR: 'azd %s' is not supported by the emulator's azd (it answers: azd auth token [--scope S] [--tenant-id T] -o json)\n", strings.Join(args, " "))
+		return 2
+	}
+	var scopes []string
+	var tenant string
+	rest := args[2:]
+	for i := 0; i < len(rest); i++ {
+		name, val, hasVal := splitFlag(rest[i])
+		value := func() (string, bool) {
+			if hasVal {
+				return val, true
+			}
+			if i+1 < len(rest) {
+				i++
+				return rest[i], true
+			}
+			return "", false
+		}
+		switch name {
+		case "--scope", "--tenant-id", "-o", "--output", "--claims", "--cwd", "-C", "-e", "--environment":
+			v, ok := value()
+			if !ok {
+				fmt.Fprintf(stderr, "Error: flag needs an argument: %s\n", name)
+				return 1
+			}
+			switch name {
+			case "--scope":
+				scopes = append(scopes, v)
+			case "--tenant-id":
+				tenant = v
+			case "-o", "--output":
+				if v != "json" {
+					fmt.Fprintf(stderr, "ERROR: unsupported output format: %s\n", v)
+					return 1
+				}
+			}
+		case "--no-prompt", "--debug":
+		default:
+			fmt.Fprintf(stderr, "Error: unknown flag: %s\n", rest[i])
+			return 1
+		}
+	}
+	die := func(msg string) int {
+		line, err := azdConsoleLine(t.Now(), "\nERROR: fetching token: "+msg+"\n")
+		if err != nil {
+			line = "ERROR: fetching token: " + msg
+		}
+		fmt.Fprintln(stderr, line)
+		return 1
+	}
+	if _, ok := t.ByObjectID(p.ObjectID); !ok || p.Kind != User {
+		return die(fmt.Sprintf("the emulator's azd is signed in as %q, which is not a user of tenant %s", p.Name, t.ID()))
+	}
+	if tenant != "" && !strings.EqualFold(tenant, t.ID()) {
+		return die(fmt.Sprintf("AADSTS90002: Tenant '%s' not found.", tenant))
+	}
+	if len(scopes) == 0 {
+		scopes = []string{"https://management.azure.com//.default"}
+	}
+	var resource string
+	for _, s := range scopes {
+		r := strings.TrimRight(strings.TrimSuffix(s, "/.default"), "/")
+		if resource == "" {
+			resource = r
+		} else if !strings.EqualFold(resource, r) {
+			return die("AADSTS28000: Provided value for the input parameter scope is not valid because it contains more than one resource. Scope " + strings.Join(scopes, " ") + " is not valid.")
+		}
+	}
+	res, ok := liveResource(resource)
+	if !ok {
+		return die(unknownResource(t, resource).Error())
+	}
+	tok, exp, err := t.Mint(p, res, 0)
+	if err != nil {
+		return die(err.Error())
+	}
+	out, err := azdDialect{}.render(t, tok, exp)
+	if err != nil {
+		return die(err.Error())
+	}
+	fmt.Fprintf(stdout, "%s\n", out)
+	return 0
 }

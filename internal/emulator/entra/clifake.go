@@ -1,9 +1,14 @@
 package entra
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -180,4 +185,165 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("entra: writing %s: %w", filepath.Base(path), werr)
 	}
 	return nil
+}
+
+// The live CLIs: [RunAZ] and [RunAZD] answer one command line in Go, minting
+// a token at the moment of the call, for a long-running emulator whose az and
+// azd scripts hand their arguments to the emulator's process (see
+// examples/emulator). The script-based [FakeAZ] and [FakeAZD] stay the tests'
+// CLIs: they need no running process.
+
+// cliField is one member of a cliObject.
+type cliField struct {
+	key string
+	val any
+}
+
+// cliObject is a JSON object that keeps its members' order, as the CLIs
+// print them.
+type cliObject []cliField
+
+// MarshalJSON encodes the object with its members in order.
+func (o cliObject) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, f := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := marshalNoEscape(f.key)
+		if err != nil {
+			return nil, err
+		}
+		v, err := marshalNoEscape(f.val)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// get returns the member key (JMESPath field names are case-sensitive).
+func (o cliObject) get(key string) (any, bool) {
+	for _, f := range o {
+		if f.key == key {
+			return f.val, true
+		}
+	}
+	return nil, false
+}
+
+// marshalNoEscape is json.Marshal without HTML escaping (az prints
+// "&" as "&", not "\u0026").
+func marshalNoEscape(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// cliUsageError is a command line the live CLI refuses; code is the exit
+// status (az: 2 for argument errors, 1 for the rest).
+type cliUsageError struct {
+	code int
+	msg  string
+}
+
+func (e *cliUsageError) Error() string { return e.msg }
+
+// splitFlag splits "--name=value" into its parts; ok is false for args
+// without '='.
+func splitFlag(arg string) (name, value string, ok bool) {
+	if !strings.HasPrefix(arg, "-") {
+		return arg, "", false
+	}
+	return strings.Cut(arg, "=")
+}
+
+// cliQuery evaluates the small part of JMESPath people put after --query:
+// a field name or a dotted path of field names (each optionally quoted, as
+// in "accessToken" or user.name). A missing field is null, as in JMESPath.
+func cliQuery(v any, query string) (any, error) {
+	query = strings.TrimSpace(query)
+	if query == "" || query == "@" {
+		return v, nil
+	}
+	for _, part := range strings.Split(query, ".") {
+		name := part
+		if len(name) >= 2 && name[0] == '"' && name[len(name)-1] == '"' {
+			name = name[1 : len(name)-1]
+		} else if !jmesIdentRE.MatchString(name) {
+			return nil, &cliUsageError{code: 1, msg: fmt.Sprintf("the emulator's CLI supports --query with a field name or a dotted path of field names (e.g. accessToken, user.name), not %q", query)}
+		}
+		obj, ok := v.(cliObject)
+		if !ok {
+			return nil, nil
+		}
+		v, _ = obj.get(name)
+	}
+	return v, nil
+}
+
+var jmesIdentRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// cliOutput prints v in one of az's output formats: json and jsonc (indented
+// JSON), tsv (a scalar as is; an object's scalar values, sorted by key and
+// tab-separated, as knack prints a plain dict) or none. A null result
+// prints nothing, as az does.
+func cliOutput(w io.Writer, v any, format string) error {
+	if v == nil || format == "none" {
+		return nil
+	}
+	switch format {
+	case "json", "jsonc":
+		b, err := marshalNoEscape(v)
+		if err != nil {
+			return err
+		}
+		var out bytes.Buffer
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return err
+		}
+		out.WriteByte('\n')
+		_, err = w.Write(out.Bytes())
+		return err
+	case "tsv":
+		var line string
+		if obj, ok := v.(cliObject); ok {
+			sorted := append(cliObject(nil), obj...)
+			sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].key < sorted[j].key })
+			cells := make([]string, len(sorted))
+			for i, f := range sorted {
+				cells[i] = tsvCell(f.val)
+			}
+			line = strings.Join(cells, "\t")
+		} else {
+			line = tsvCell(v)
+		}
+		_, err := fmt.Fprintln(w, line)
+		return err
+	}
+	return &cliUsageError{code: 2, msg: fmt.Sprintf("argument --output/-o: invalid choice: %q (the emulator's CLI prints json, jsonc, tsv or none)", format)}
+}
+
+// tsvCell renders one value as az's tsv does (Python's str(); objects empty).
+func tsvCell(v any) string {
+	switch x := v.(type) {
+	case nil, cliObject:
+		return ""
+	case bool:
+		if x {
+			return "True"
+		}
+		return "False"
+	default:
+		return fmt.Sprint(x)
+	}
 }
