@@ -182,7 +182,7 @@ func (e *Env) DSN(user string, extra ...string) string {
 // RemoveGroupMember, call Register again with the group to update the
 // membership (effective from the next login; registering is idempotent).
 func (e *Env) Register(ctx context.Context, p entra.Principal) error {
-	entry := pgfront.DirectoryEntry{Name: p.Name, ObjectID: p.ObjectID, Type: p.Type()}
+	entry := pgfront.DirectoryEntry{Name: p.Name, ObjectID: p.ObjectID, Type: p.Type(), ManagedIdentity: p.IsManagedIdentity()}
 	if p.Kind == entra.Group {
 		members, err := e.Tenant.GroupMembers(p)
 		if err != nil {

@@ -133,7 +133,7 @@ func TestScenarioLoginRefusedWithHint(t *testing.T) {
 				return e67Open(t, env.DSN(p.Name), driver.WithCredential(cred)), p.Name
 			},
 			wantCode:   pgfront.CodeInvalidAuthorization,
-			wantMsgFmt: pgfront.MsgInvalidAudience,
+			wantMsgFmt: pgfront.MsgInvalidAudience(entra.DatabaseAudience),
 			wantHint:   []string{"another resource", token.ScopePublic},
 		},
 		{

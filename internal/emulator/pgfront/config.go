@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Config configures a Front. All fields except TLS, RequireTLS, Now and Logf are
-// required.
+// Config configures a Front. All fields except TLS, RequireTLS, Resource, Now and Logf
+// are required.
 type Config struct {
 	// BackendNetwork and BackendAddr say how the front logs the mapped role in to the
 	// real server after a token passed. Use its unix socket, which trusts local users:
@@ -39,8 +39,15 @@ type Config struct {
 	// audiences is listed.
 	Audiences []string
 
+	// Resource is the server's own resource, which Azure names in its wrong-audience
+	// message (MsgInvalidAudience): "https://ossrdbms-aad.database.windows.net" in the
+	// public cloud, "https://ossrdbms-aad.database.chinacloudapi.cn" in Azure China,
+	// "https://ossrdbms-aad.database.usgovcloudapi.net" in Azure Government. Default:
+	// Audiences[0].
+	Resource string
+
 	// Keys returns the RSA public key for a JWT header's kid, or an error when the
-	// kid is unknown (the login then fails with MsgInvalidSignature). It is called
+	// kid is unknown (the login then fails with MsgValidationFailed, Login.Reason ReasonSignature). It is called
 	// from many goroutines at once.
 	Keys func(kid string) (*rsa.PublicKey, error)
 
@@ -84,5 +91,8 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logf = func(string, ...any) {}
 	}
 	c.Audiences = append([]string(nil), c.Audiences...)
+	if c.Resource == "" {
+		c.Resource = c.Audiences[0]
+	}
 	return c, nil
 }
