@@ -41,9 +41,10 @@ const Host = "localhost"
 
 // Options configure Start.
 type Options struct {
-	// TokenLifetime is the lifetime of tokens the tenant issues
-	// (default entra.DefaultTokenLifetime). Keep it under 5 minutes unless a
-	// test wants MSAL's own caching (see package entra).
+	// TokenLifetime is the lifetime of tokens the tenant issues (default:
+	// Azure's, 24 h for managed identities, 1 h for users and service
+	// principals). Tests set it under 5 minutes (entra.ShortTestLifetime)
+	// unless they want MSAL's own caching (see package entra).
 	TokenLifetime time.Duration
 	// RequireTLS makes the front refuse cleartext logins, as Azure does.
 	RequireTLS bool

@@ -81,7 +81,7 @@ func TestScenarioExpiredCachedTokenRefreshedOnce(t *testing.T) {
 		t.Fatalf("first login: current_user = %q", got)
 	}
 	env.Front.Reset()
-	env.Tenant.SetSkew(entra.DefaultTokenLifetime + time.Minute)
+	env.Tenant.SetSkew(entra.ShortTestLifetime + time.Minute)
 
 	var user string
 	if err := db.QueryRowContext(ctx, "select current_user").Scan(&user); err != nil {
