@@ -128,7 +128,7 @@ func noRoleHint(in hintInput, claims token.Claims, role string) string {
 	derived := claims.PrincipalName()
 	switch {
 	case in.Given && derived != "" && derived != in.User:
-		return fmt.Sprintf("role %s does not map to this token's identity; this token's identity maps to role %q (its name in the token): set user=%s, or leave user out and pgentra derives it; if %s is an Entra group's role, this identity must be a direct member of the group", quoteIdent(in.User), derived, derived, quoteIdent(in.User))
+		return fmt.Sprintf("role %s does not map to this token's identity; this token's identity maps to role %q (its name in the token): set user=%s, or leave user out and pgentra derives it (if that role does not exist yet, an Entra administrator creates it: select * from pgaadauth_create_principal(%s, false, false);); if %s is an Entra group's role, this identity must be a direct member of the group", quoteIdent(in.User), derived, derived, sqlString(derived), quoteIdent(in.User))
 	case in.Given && derived == "":
 		return fmt.Sprintf("role %s does not map to this token's identity (%s): check which role does, as an Entra administrator in the postgres database: select * from pgaadauth_list_principals(false); and compare its objectId with the token's oid; set user to that role, or create one with select * from pgaadauth_create_principal(%s, false, false); (if %s is an Entra group's role, this identity must be a direct member of the group)", quoteIdent(in.User), describe(claims), role, quoteIdent(in.User))
 	}
@@ -152,9 +152,9 @@ func transportHint(err error) string {
 	msg := err.Error()
 	switch {
 	case errors.As(err, &ua) || strings.Contains(msg, "certificate signed by unknown authority"):
-		return "the server's certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA"
+		return "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA"
 	case errors.As(err, &he) || strings.Contains(msg, "certificate is valid for"):
-		return "the server's certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name"
+		return "the server's TLS certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name"
 	case errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist), strings.Contains(msg, "couldn't parse pem from sslrootcert"):
 		return "the sslrootcert file cannot be used: point sslrootcert at a PEM file holding " + azureRoots + ", or leave it out to use the system roots"
 	}

@@ -117,7 +117,8 @@ func TestLoginHintGivenUser(t *testing.T) {
 	err := &pq.Error{Code: "28P01", Message: `password authentication failed for user "bob@contoso.com"`}
 	user := fakeJWT(userClaims(), 1)
 	got := loginHint(err, hintInput{User: "bob@contoso.com", Given: true, Token: user})
-	if !strings.Contains(got, `this token's identity maps to role "carol@contoso.com"`) || !strings.Contains(got, "user=carol@contoso.com") {
+	if !strings.Contains(got, `this token's identity maps to role "carol@contoso.com"`) || !strings.Contains(got, "user=carol@contoso.com") ||
+		!strings.Contains(got, "pgaadauth_create_principal('carol@contoso.com', false, false)") || strings.Contains(got, "pgaadauth_create_principal('bob") {
 		t.Errorf("given user, token of carol: hint %q", got)
 	}
 	got = loginHint(err, hintInput{User: "carol@contoso.com", Given: true, Token: user})
