@@ -31,6 +31,8 @@ var installSQL = []string{
 			CREATE ROLE azure_pg_admin NOLOGIN;
 		END IF;
 	END $$`,
+	// require_admin's message is emulator wording: Azure's text is not known (a
+	// third-party script expects "permission denied for function pgaadauth_create_principal").
 	`CREATE OR REPLACE FUNCTION pgaadauth.require_admin() RETURNS void
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 	BEGIN
