@@ -47,6 +47,22 @@ func e67Principal(t *testing.T, env *emulator.Env, base string, create bool) ent
 	return p
 }
 
+// e67RoleOfType registers p in the server's directory and creates its role
+// with pgaadauth_create_principal_with_oid and the given type, e.g. "user"
+// for an application: the mistake Azure refuses with its
+// AAD_AUTH_TOKENTYPE_APP_USER messages.
+func e67RoleOfType(t *testing.T, env *emulator.Env, p entra.Principal, typ string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := env.Register(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.AdminDB.ExecContext(ctx, `select * from pgaadauth_create_principal_with_oid($1, $2, $3, false, false)`, p.Name, p.ObjectID, typ); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // e67MIDSN is a DSN that makes pgentra build a ManagedIdentityCredential
 // for p (IMDS: use it with driver.WithClientOptions(env.ClientOptions())).
 func e67MIDSN(env *emulator.Env, p entra.Principal, user string) string {
@@ -135,6 +151,63 @@ func TestScenarioLoginRefusedWithHint(t *testing.T) {
 			wantCode:   pgfront.CodeInvalidAuthorization,
 			wantMsgFmt: pgfront.MsgInvalidAudience(entra.DatabaseAudience),
 			wantHint:   []string{"another resource", token.ScopePublic},
+		},
+		{
+			name: "managed identity, role created as a user",
+			open: func(t *testing.T) (*sql.DB, string) {
+				p := e67Principal(t, env, "id-usertype", false)
+				e67RoleOfType(t, env, p, "user")
+				return e67Open(t, e67MIDSN(env, p, p.Name), driver.WithClientOptions(env.ClientOptions())), p.Name
+			},
+			wantCode:   pgfront.CodeInvalidAuthorization,
+			wantMsgFmt: `Microsoft Entra user token for role "%s" is neither an AAD_AUTH_TOKENTYPE_APP_USER or an AAD_AUTH_TOKENTYPE_APP_OBO token.`,
+			wantHint:   []string{"managed identity", "pgaadauth_create_principal_with_oid('%s', '", "', 'service', false, false)"},
+		},
+		{
+			name: "service principal, role created as a user",
+			open: func(t *testing.T) (*sql.DB, string) {
+				sp, err := env.Tenant.AddServicePrincipal(e67Name("sp-usertype"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e67RoleOfType(t, env, sp, "user")
+				return e67Open(t, env.DSN(sp.Name), driver.WithCredential(e67Minting(env.Tenant, sp, entra.DatabaseScope))), sp.Name
+			},
+			wantCode:   pgfront.CodeInvalidAuthorization,
+			wantMsgFmt: `Service principals cannot generate AAD_AUTH_TOKENTYPE_APP_USER tokens for role "%s"`,
+			wantHint:   []string{"service principal", "pgaadauth_create_principal_with_oid('%s', '", "', 'service', false, false)"},
+		},
+		{
+			name: "token of another tenant",
+			open: func(t *testing.T) (*sql.DB, string) {
+				p := e67Principal(t, env, "id-tenant", true)
+				other, err := entra.NewTenant(entra.TenantOptions{TokenLifetime: entra.ShortTestLifetime})
+				if err != nil {
+					t.Fatal(err)
+				}
+				q, err := other.AddUserAssignedIdentity(p.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e67Open(t, env.DSN(p.Name), driver.WithCredential(e67Minting(other, q, entra.DatabaseScope))), p.Name
+			},
+			wantCode:   pgfront.CodeInvalidAuthorization,
+			wantMsgFmt: "An error occurred while validating the access token. Please acquire a new token and retry",
+			wantHint:   []string{"tenant", "authority", "clock"},
+		},
+		{
+			name: "user given, another identity's role",
+			open: func(t *testing.T) (*sql.DB, string) {
+				p := e67Principal(t, env, "id-mine", true)
+				u, err := env.Tenant.AddUser(e67Name("erin") + "@contoso.com")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e67Open(t, env.DSN(p.Name), driver.WithCredential(e67Minting(env.Tenant, u, entra.DatabaseScope))), p.Name
+			},
+			wantCode:   pgfront.CodeInvalidPassword,
+			wantMsgFmt: pgfront.MsgPasswordFailed("%s"),
+			wantHint:   []string{"this token's identity maps to role \"erin-e67-"},
 		},
 		{
 			name: "unknown principal, user given",
