@@ -513,3 +513,50 @@ func TestScenarioIMDSHangHonoursContext(t *testing.T) {
 		t.Error("Connector.Close did not return within 3s of a hung fetch")
 	}
 }
+
+// Careless TLS settings get hints that name the TLS setting to fix: a
+// cleartext login to a server that requires TLS (sslmode), and an
+// sslrootcert file that does not exist (sslrootcert and Azure's roots).
+func TestScenarioTLSMistakesHint(t *testing.T) {
+	env := startEnv(t)
+	p := e67Principal(t, env, "id-tlsmiss", true)
+	tlsConf, err := env.CA.ServerTLS(emulator.Host, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := env.StartFront(tlsConf, true, nil) // require_secure_transport=on
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { strict.Close() })
+	for _, tc := range []struct {
+		name, dsn string
+		want      []string
+	}{
+		{"sslmode=disable to a server requiring TLS",
+			fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres user=%s sslmode=disable", strict.Port(), p.Name),
+			[]string{"sslmode=verify-full", "encrypted"}},
+		{"missing sslrootcert",
+			fmt.Sprintf("host=%s port=%d dbname=postgres user=%s sslmode=verify-full sslrootcert=%s/none.pem", emulator.Host, strict.Port(), p.Name, t.TempDir()),
+			[]string{"sslrootcert", "DigiCert Global Root G2", "DigiCert Global Root CA", "Microsoft RSA Root CA 2017"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := e67Open(t, tc.dsn, driver.WithCredential(e67Minting(env.Tenant, p, entra.DatabaseScope)))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := db.PingContext(ctx)
+			var le *driver.LoginError
+			if !errors.As(err, &le) {
+				t.Fatalf("error %v (%T); want a *driver.LoginError", err, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(le.Hint, w) {
+					t.Errorf("hint %q lacks %q", le.Hint, w)
+				}
+			}
+			if pws := strict.Passwords(); len(pws) != 0 {
+				t.Errorf("the front received %d passwords", len(pws))
+			}
+		})
+	}
+}
