@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 const publicScope = "https://ossrdbms-aad.database.windows.net/.default"
@@ -56,7 +57,7 @@ func TestLoginHintAzureTexts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := &pq.Error{Code: pq.ErrorCode(tt.code), Message: tt.msg}
+			err := &pq.Error{Code: pqerror.Code(tt.code), Message: tt.msg}
 			got := loginHint(err, hintInput{User: "app", Scope: publicScope, Token: mi, Port: 5432})
 			for _, w := range tt.want {
 				if !strings.Contains(got, w) {

@@ -64,22 +64,22 @@ type Config struct {
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	if c.BackendNetwork == "" || c.BackendAddr == "" {
-		errs = append(errs, errors.New("BackendNetwork and BackendAddr are required"))
+		errs = append(errs, errors.New("config: BackendNetwork and BackendAddr are required"))
 	}
 	if c.AdminDB == nil {
-		errs = append(errs, errors.New("AdminDB is required"))
+		errs = append(errs, errors.New("config: AdminDB is required"))
 	}
 	if c.TenantID == "" || c.Issuer == "" {
-		errs = append(errs, errors.New("TenantID and Issuer are required"))
+		errs = append(errs, errors.New("config: TenantID and Issuer are required"))
 	}
 	if len(c.Audiences) == 0 {
-		errs = append(errs, errors.New("at least one audience is required"))
+		errs = append(errs, errors.New("config: at least one audience is required"))
 	}
 	if c.Keys == nil {
-		errs = append(errs, errors.New("Keys is required"))
+		errs = append(errs, errors.New("config: Keys is required"))
 	}
 	if c.RequireTLS && c.TLS == nil {
-		errs = append(errs, errors.New("RequireTLS needs TLS"))
+		errs = append(errs, errors.New("config: RequireTLS needs TLS"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
