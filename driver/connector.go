@@ -280,7 +280,7 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 	if user == "" || ctx.Err() != nil {
 		return err // user derivation failed, or ctx ended: already explained
 	}
-	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, user, c.scope), Err: err}
+	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, hintInput{User: user, Given: !c.deriveUser, Scope: c.scope, Token: tok.Token, Port: c.base.Port}), Err: err}
 	if c.logger != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
 	}

@@ -1,8 +1,10 @@
 package driver
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/lib/pq"
@@ -40,34 +42,153 @@ func isAuthFailure(err error) bool {
 	return errors.As(err, &pe) && pe.Code.Class() == "28"
 }
 
-// loginHint maps a server's authentication error to its likely cause.
-// Azure's messages are matched by their stable phrases.
-func loginHint(err error, user, scope string) string {
+// hintInput is what loginHint knows about a failed login besides the error.
+type hintInput struct {
+	User  string // the role pgentra logged in as
+	Given bool   // User came from the configuration, not from the token
+	Scope string // the scope the token was requested for
+	Token string // the access token sent (only its claims are read; never quoted)
+	Port  uint16 // the server port dialed (the first host's)
+}
+
+// Fixed parts of Azure's login refusals (azure-facts.md). Matching uses only these,
+// anchored at the start or the end of the message, so that words inside a role name
+// ("tenant_42_app", "audience-api") never decide a hint.
+const (
+	azExpired       = "The access token has expired."
+	azAudience      = "The access token does not have a valid audience claim."
+	azAudienceFor   = "Please acquire a new token for the resource \""
+	azInvalidFormat = "The access token has invalid format."
+	azValidation    = "An error occurred while validating the access token."
+	azSPUserRole    = "Service principals cannot generate AAD_AUTH_TOKENTYPE_APP_USER tokens for role"
+	azMIUserRole    = "is neither an AAD_AUTH_TOKENTYPE_APP_USER or an AAD_AUTH_TOKENTYPE_APP_OBO token."
+	azEntraUserTok  = "Microsoft Entra user token for role"
+	azOldUserTok    = "Azure AD user token for role" // the older form
+	pgNoHBA         = "no pg_hba.conf entry for "
+	pgPasswordFail  = "password authentication failed for user \""
+	bouncerPartial  = "client sent partial pkt in startup phase"
+	bouncerPassword = "password too long"
+)
+
+// azureRoots names the roots Azure Database for PostgreSQL chains to (public
+// regions; China regions and some read replicas still the older DigiCert root).
+const azureRoots = "DigiCert Global Root G2, DigiCert Global Root CA and Microsoft RSA Root CA 2017"
+
+// loginHint maps a failed login to its likely cause and fix. Azure's messages are
+// recognised by the fixed parts of their text, never by words that could be part of
+// a role name; the SQL it suggests quotes the role as a string literal.
+func loginHint(err error, in hintInput) string {
 	var pe *pq.Error
 	if !errors.As(err, &pe) {
-		return "the server could not be reached or the TLS handshake failed; check host, port, sslmode and sslrootcert"
+		return transportHint(err)
 	}
-	msg := strings.ToLower(pe.Message)
+	msg := pe.Message
+	claims, _ := token.ParseClaims(in.Token) // zero Claims when unreadable
+	role := sqlString(in.User)
+	oid := "'<object-id>'"
+	if claims.ObjectID != "" {
+		oid = sqlString(claims.ObjectID)
+	}
 	switch {
-	case strings.Contains(msg, "token has expired"):
-		return "the server saw an expired token: check this machine's clock, and lower azure_refresh_margin if tokens are short-lived"
-	case strings.Contains(msg, "not yet valid"):
-		return "the token's not-before time is in the future for the server: this machine's clock or the server's is off (clock skew)"
-	case strings.Contains(msg, "tenant") || strings.Contains(msg, "issuer"):
-		return "the token comes from another Entra tenant than the server's; set azure_tenant_id (or AZURE_TENANT_ID) to the server's tenant"
-	case strings.Contains(msg, "audience"):
-		return fmt.Sprintf("the token was issued for another resource; this server needs scope %q (set azure_scope only for a non-standard host)", scope)
-	case strings.Contains(msg, "invalid format"):
-		return "the password was not an Entra access token; check the credential passed with WithCredential"
-	case strings.Contains(msg, "does not match"):
-		return "the role was created for another kind of principal (user vs. service); recreate it with pgaadauth_create_principal_with_oid and the right type"
-	case pe.Code == "28P01" || strings.Contains(msg, "password authentication failed"):
-		return fmt.Sprintf("no role named %q maps to this identity; an Entra administrator must run, in the postgres database: select * from pgaadauth_create_principal('%s', false, false); and the DSN's user must be that role name (if %q is an Entra group's role, this identity must be a direct member of the group)", user, user, user)
+	case hasPrefixFold(msg, azExpired):
+		return "the server saw an expired token: check this machine's clock (NTP) — pgentra fetches a refreshed token by itself before expiry and retries a refused cached token once with a new one, so an expired token that persists means the clocks disagree"
+	case hasPrefixFold(msg, azAudience):
+		h := fmt.Sprintf("the token was issued for another resource than this server's; this connection asked for scope %q", in.Scope)
+		if r := resourceIn(msg); r != "" && !strings.EqualFold(strings.TrimSuffix(in.Scope, "/.default"), r) {
+			h += fmt.Sprintf("; the server wants %q: set azure_scope=%s/.default (needed for a custom DNS name or another cloud's server)", r, r)
+		} else {
+			h += "; set azure_scope to the server's scope only for a non-standard host name or another cloud"
+		}
+		return h
+	case hasPrefixFold(msg, azInvalidFormat):
+		return "the password the server got was not an Entra access token as issued: if pgentra made this connection, check the credential passed with WithCredential; a static password, a truncated or quoted token, or a program that opened the database with \"postgres\" (sql.Open, GORM without DriverName \"pgentra\") instead of \"pgentra\" send something else"
+	case hasPrefixFold(msg, azValidation):
+		return "the server could not validate the token (Azure does not say which check failed): check that the identity is in the server's Entra tenant (azure_tenant_id or AZURE_TENANT_ID for the CLI and service principals), that the token comes from the server's cloud and authority (azure_scope for sovereign clouds), that this machine's clock is right (NTP); also that the sign-in used MFA for a role created with isMfa, and that a user's token is not used for a role created as 'service'"
+	case hasPrefixFold(msg, azSPUserRole):
+		return fmt.Sprintf("the role was created as a user, but a service principal's (app) token can only log in to a role of type 'service': as an Entra administrator, in the postgres database, drop role %s and recreate it with select * from pgaadauth_create_principal_with_oid(%s, %s, 'service', false, false); (for a user's token the type is 'user')", quoteIdent(in.User), role, oid)
+	case (hasPrefixFold(msg, azEntraUserTok) || hasPrefixFold(msg, azOldUserTok)) && hasSuffixFold(msg, azMIUserRole):
+		return fmt.Sprintf("the role was created as a user (or a user administrator), but a managed identity's token is an app token and needs a role of type 'service': as an Entra administrator, in the postgres database, drop role %s and recreate it with select * from pgaadauth_create_principal_with_oid(%s, %s, 'service', false, false); (or pgaadauth_create_principal with the identity's name)", quoteIdent(in.User), role, oid)
+	case strings.HasPrefix(msg, pgNoHBA) && (strings.HasSuffix(msg, "no encryption") || strings.HasSuffix(msg, "SSL off")):
+		return "the server requires an encrypted connection and this one was not: use sslmode=verify-full (pgentra's default when sslmode is not set) instead of sslmode=disable, allow or prefer"
+	case pe.Code == "08P01" && strings.Contains(msg, bouncerPartial),
+		strings.HasPrefix(msg, bouncerPassword):
+		return bouncerHint(in)
+	case pe.Code == "28P01" || strings.HasPrefix(msg, pgPasswordFail):
+		return noRoleHint(in, claims, role)
+	case pe.Code == "28000" && strings.HasPrefix(msg, `role "`) && strings.HasSuffix(msg, `" is not permitted to log in`):
+		return fmt.Sprintf("role %s exists but has NOLOGIN: if it is an Entra group's role, group logins were turned off (ALTER ROLE ... NOLOGIN); with pgaadauth.enable_group_sync on, members log in with their own role name instead (select * from pgaadauth_sync_roles_for_group_members();)", quoteIdent(in.User))
 	case pe.Code.Class() == "28":
-		return "the server refused the identity; check the server's Entra authentication is enabled and the role exists (pgaadauth_list_principals)"
+		return "the server refused the identity: check that the server has Entra authentication enabled (az postgres flexible-server update --microsoft-entra-auth Enabled) and that a role maps to this identity (select * from pgaadauth_list_principals(false); in the postgres database)"
 	}
 	return "see the server's message"
 }
+
+// noRoleHint explains a 28P01: no role named in.User maps to the token's identity.
+func noRoleHint(in hintInput, claims token.Claims, role string) string {
+	derived := claims.PrincipalName()
+	switch {
+	case in.Given && derived != "" && derived != in.User:
+		return fmt.Sprintf("role %s does not map to this token's identity; this token's identity maps to role %q (its name in the token): set user=%s, or leave user out and pgentra derives it (if that role does not exist yet, an Entra administrator creates it: select * from pgaadauth_create_principal(%s, false, false);); if %s is an Entra group's role, this identity must be a direct member of the group", quoteIdent(in.User), derived, derived, sqlString(derived), quoteIdent(in.User))
+	case in.Given && derived == "":
+		return fmt.Sprintf("role %s does not map to this token's identity (%s): check which role does, as an Entra administrator in the postgres database: select * from pgaadauth_list_principals(false); and compare its objectId with the token's oid; set user to that role, or create one with select * from pgaadauth_create_principal(%s, false, false); (if %s is an Entra group's role, this identity must be a direct member of the group)", quoteIdent(in.User), describe(claims), role, quoteIdent(in.User))
+	}
+	return fmt.Sprintf("no role named %s maps to this identity; an Entra administrator must run, in the postgres database: select * from pgaadauth_create_principal(%s, false, false); and the DSN's user must be that role name (if %s is an Entra group's role, this identity must be a direct member of the group)", quoteIdent(in.User), role, quoteIdent(in.User))
+}
+
+// bouncerHint explains PgBouncer refusing a long password (an Entra token).
+func bouncerHint(in hintInput) string {
+	where := "this server's connection pooler"
+	if in.Port == 6432 {
+		where = "the PgBouncer on port 6432"
+	}
+	return fmt.Sprintf("%s could not take the access token as a password (%d bytes): upstream PgBouncer (1.25.1 and earlier) caps passwords at 2047 bytes, and older versions failed long user tokens with \"client sent partial pkt in startup phase\"; connect to port 5432 (PostgreSQL itself) or ask for a PgBouncer version that accepts tokens this size", where, len(in.Token))
+}
+
+// transportHint explains a failure before the server's answer: dial or TLS.
+func transportHint(err error) string {
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var pe *fs.PathError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &ua) || strings.Contains(msg, "certificate signed by unknown authority"):
+		return "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA"
+	case errors.As(err, &he) || strings.Contains(msg, "certificate is valid for"):
+		return "the server's TLS certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name"
+	case errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist), strings.Contains(msg, "couldn't parse pem from sslrootcert"):
+		return "the sslrootcert file cannot be used: point sslrootcert at a PEM file holding " + azureRoots + ", or leave it out to use the system roots"
+	}
+	return "the server could not be reached or the TLS handshake failed; check host, port, sslmode and sslrootcert"
+}
+
+// resourceIn returns the resource Azure's wrong-audience message names ("" when it
+// names none, e.g. Cosmos DB for PostgreSQL's literal "%s").
+func resourceIn(msg string) string {
+	i := strings.Index(msg, azAudienceFor)
+	if i < 0 {
+		return ""
+	}
+	rest := msg[i+len(azAudienceFor):]
+	j := strings.IndexByte(rest, '"')
+	if j < 0 || !strings.HasPrefix(rest[:j], "https://") {
+		return ""
+	}
+	return rest[:j]
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+}
+
+// sqlString quotes s as an SQL string literal: 'o”brien@contoso.com'.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// quoteIdent quotes s as an SQL identifier: "o'brien@contoso.com".
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 func principalOf(tok string) string {
 	c, err := token.ParseClaims(tok)

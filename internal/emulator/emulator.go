@@ -42,9 +42,10 @@ const Host = "localhost"
 
 // Options configure Start.
 type Options struct {
-	// TokenLifetime is the lifetime of tokens the tenant issues
-	// (default entra.DefaultTokenLifetime). Keep it under 5 minutes unless a
-	// test wants MSAL's own caching (see package entra).
+	// TokenLifetime is the lifetime of tokens the tenant issues (default:
+	// Azure's, 24 h for managed identities, 1 h for users and service
+	// principals). Tests set it under 5 minutes (entra.ShortTestLifetime)
+	// unless they want MSAL's own caching (see package entra).
 	TokenLifetime time.Duration
 	// RequireTLS makes the front refuse cleartext logins, as Azure does.
 	RequireTLS bool
@@ -191,7 +192,7 @@ func (e *Env) DSN(user string, extra ...string) string {
 // RemoveGroupMember, call Register again with the group to update the
 // membership (effective from the next login; registering is idempotent).
 func (e *Env) Register(ctx context.Context, p entra.Principal) error {
-	entry := pgfront.DirectoryEntry{Name: p.Name, ObjectID: p.ObjectID, Type: p.Type()}
+	entry := pgfront.DirectoryEntry{Name: p.Name, ObjectID: p.ObjectID, Type: p.Type(), ManagedIdentity: p.IsManagedIdentity()}
 	if p.Kind == entra.Group {
 		members, err := e.Tenant.GroupMembers(p)
 		if err != nil {

@@ -47,6 +47,22 @@ func e67Principal(t *testing.T, env *emulator.Env, base string, create bool) ent
 	return p
 }
 
+// e67RoleOfType registers p in the server's directory and creates its role
+// with pgaadauth_create_principal_with_oid and the given type, e.g. "user"
+// for an application: the mistake Azure refuses with its
+// AAD_AUTH_TOKENTYPE_APP_USER messages.
+func e67RoleOfType(t *testing.T, env *emulator.Env, p entra.Principal, typ string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := env.Register(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.AdminDB.ExecContext(ctx, `select * from pgaadauth_create_principal_with_oid($1, $2, $3, false, false)`, p.Name, p.ObjectID, typ); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // e67MIDSN is a DSN that makes pgentra build a ManagedIdentityCredential
 // for p (IMDS: use it with driver.WithClientOptions(env.ClientOptions())).
 func e67MIDSN(env *emulator.Env, p entra.Principal, user string) string {
@@ -81,7 +97,7 @@ func TestScenarioExpiredCachedTokenRefreshedOnce(t *testing.T) {
 		t.Fatalf("first login: current_user = %q", got)
 	}
 	env.Front.Reset()
-	env.Tenant.SetSkew(entra.DefaultTokenLifetime + time.Minute)
+	env.Tenant.SetSkew(entra.ShortTestLifetime + time.Minute)
 
 	var user string
 	if err := db.QueryRowContext(ctx, "select current_user").Scan(&user); err != nil {
@@ -133,8 +149,65 @@ func TestScenarioLoginRefusedWithHint(t *testing.T) {
 				return e67Open(t, env.DSN(p.Name), driver.WithCredential(cred)), p.Name
 			},
 			wantCode:   pgfront.CodeInvalidAuthorization,
-			wantMsgFmt: pgfront.MsgInvalidAudience,
+			wantMsgFmt: pgfront.MsgInvalidAudience(entra.DatabaseAudience),
 			wantHint:   []string{"another resource", token.ScopePublic},
+		},
+		{
+			name: "managed identity, role created as a user",
+			open: func(t *testing.T) (*sql.DB, string) {
+				p := e67Principal(t, env, "id-usertype", false)
+				e67RoleOfType(t, env, p, "user")
+				return e67Open(t, e67MIDSN(env, p, p.Name), driver.WithClientOptions(env.ClientOptions())), p.Name
+			},
+			wantCode:   pgfront.CodeInvalidAuthorization,
+			wantMsgFmt: `Microsoft Entra user token for role "%s" is neither an AAD_AUTH_TOKENTYPE_APP_USER or an AAD_AUTH_TOKENTYPE_APP_OBO token.`,
+			wantHint:   []string{"managed identity", "pgaadauth_create_principal_with_oid('%s', '", "', 'service', false, false)"},
+		},
+		{
+			name: "service principal, role created as a user",
+			open: func(t *testing.T) (*sql.DB, string) {
+				sp, err := env.Tenant.AddServicePrincipal(e67Name("sp-usertype"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e67RoleOfType(t, env, sp, "user")
+				return e67Open(t, env.DSN(sp.Name), driver.WithCredential(e67Minting(env.Tenant, sp, entra.DatabaseScope))), sp.Name
+			},
+			wantCode:   pgfront.CodeInvalidAuthorization,
+			wantMsgFmt: `Service principals cannot generate AAD_AUTH_TOKENTYPE_APP_USER tokens for role "%s"`,
+			wantHint:   []string{"service principal", "pgaadauth_create_principal_with_oid('%s', '", "', 'service', false, false)"},
+		},
+		{
+			name: "token of another tenant",
+			open: func(t *testing.T) (*sql.DB, string) {
+				p := e67Principal(t, env, "id-tenant", true)
+				other, err := entra.NewTenant(entra.TenantOptions{TokenLifetime: entra.ShortTestLifetime})
+				if err != nil {
+					t.Fatal(err)
+				}
+				q, err := other.AddUserAssignedIdentity(p.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e67Open(t, env.DSN(p.Name), driver.WithCredential(e67Minting(other, q, entra.DatabaseScope))), p.Name
+			},
+			wantCode:   pgfront.CodeInvalidAuthorization,
+			wantMsgFmt: "An error occurred while validating the access token. Please acquire a new token and retry",
+			wantHint:   []string{"tenant", "authority", "clock"},
+		},
+		{
+			name: "user given, another identity's role",
+			open: func(t *testing.T) (*sql.DB, string) {
+				p := e67Principal(t, env, "id-mine", true)
+				u, err := env.Tenant.AddUser(e67Name("erin") + "@contoso.com")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e67Open(t, env.DSN(p.Name), driver.WithCredential(e67Minting(env.Tenant, u, entra.DatabaseScope))), p.Name
+			},
+			wantCode:   pgfront.CodeInvalidPassword,
+			wantMsgFmt: pgfront.MsgPasswordFailed("%s"),
+			wantHint:   []string{"this token's identity maps to role \"erin-e67-"},
 		},
 		{
 			name: "unknown principal, user given",
@@ -438,5 +511,52 @@ func TestScenarioIMDSHangHonoursContext(t *testing.T) {
 	case <-done:
 	case <-time.After(3 * time.Second):
 		t.Error("Connector.Close did not return within 3s of a hung fetch")
+	}
+}
+
+// Careless TLS settings get hints that name the TLS setting to fix: a
+// cleartext login to a server that requires TLS (sslmode), and an
+// sslrootcert file that does not exist (sslrootcert and Azure's roots).
+func TestScenarioTLSMistakesHint(t *testing.T) {
+	env := startEnv(t)
+	p := e67Principal(t, env, "id-tlsmiss", true)
+	tlsConf, err := env.CA.ServerTLS(emulator.Host, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := env.StartFront(tlsConf, true, nil) // require_secure_transport=on
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { strict.Close() })
+	for _, tc := range []struct {
+		name, dsn string
+		want      []string
+	}{
+		{"sslmode=disable to a server requiring TLS",
+			fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres user=%s sslmode=disable", strict.Port(), p.Name),
+			[]string{"sslmode=verify-full", "encrypted"}},
+		{"missing sslrootcert",
+			fmt.Sprintf("host=%s port=%d dbname=postgres user=%s sslmode=verify-full sslrootcert=%s/none.pem", emulator.Host, strict.Port(), p.Name, t.TempDir()),
+			[]string{"sslrootcert", "DigiCert Global Root G2", "DigiCert Global Root CA", "Microsoft RSA Root CA 2017"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := e67Open(t, tc.dsn, driver.WithCredential(e67Minting(env.Tenant, p, entra.DatabaseScope)))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := db.PingContext(ctx)
+			var le *driver.LoginError
+			if !errors.As(err, &le) {
+				t.Fatalf("error %v (%T); want a *driver.LoginError", err, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(le.Hint, w) {
+					t.Errorf("hint %q lacks %q", le.Hint, w)
+				}
+			}
+			if pws := strict.Passwords(); len(pws) != 0 {
+				t.Errorf("the front received %d passwords", len(pws))
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/pgentra/pgentra/driver"
 	"github.com/pgentra/pgentra/internal/emulator"
+	"github.com/pgentra/pgentra/internal/emulator/entra"
 	"github.com/pgentra/pgentra/internal/pgtest"
 )
 
@@ -25,7 +26,9 @@ func TestMain(m *testing.M) {
 
 func startEnv(t *testing.T) *emulator.Env {
 	t.Helper()
-	env, err := emulator.Start(context.Background(), emulator.Options{PG: pg.Get(t)})
+	// Every test starts its own tenant: short lifetimes keep MSAL's process-wide
+	// managed-identity cache out of the way (see package entra).
+	env, err := emulator.Start(context.Background(), emulator.Options{PG: pg.Get(t), TokenLifetime: entra.ShortTestLifetime})
 	if err != nil {
 		t.Fatal(err)
 	}

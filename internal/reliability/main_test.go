@@ -29,7 +29,8 @@ var pg pgtest.Lazy
 func TestMain(m *testing.M) { os.Exit(pg.Main(m)) }
 
 // startEnv starts an emulator on the shared cluster whose tokens live
-// lifetime (0: the emulator's default).
+// lifetime (0: entra.ShortTestLifetime — every test starts its own tenant, and
+// MSAL caches longer-lived managed-identity tokens process-wide).
 func startEnv(t testing.TB, lifetime time.Duration) *emulator.Env {
 	t.Helper()
 	return startEnvOn(t, pg.Get(t), lifetime)
@@ -37,6 +38,9 @@ func startEnv(t testing.TB, lifetime time.Duration) *emulator.Env {
 
 func startEnvOn(t testing.TB, c *pgtest.Cluster, lifetime time.Duration) *emulator.Env {
 	t.Helper()
+	if lifetime == 0 {
+		lifetime = entra.ShortTestLifetime
+	}
 	env, err := emulator.Start(context.Background(), emulator.Options{PG: c, TokenLifetime: lifetime})
 	if err != nil {
 		t.Fatal(err)

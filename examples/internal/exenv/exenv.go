@@ -63,6 +63,13 @@ func (t *Target) Close() error {
 	return nil
 }
 
+// EmulatorOptions are what FromEnvironment starts the emulator with. The zero
+// value gives Azure's token lifetimes (managed identities 24 h); test binaries
+// shorten TokenLifetime (extest.Main does), because they start several
+// emulators in one process and MSAL caches managed-identity tokens
+// process-wide, not per tenant.
+var EmulatorOptions emulator.Options
+
 // FromEnvironment returns the server the PG* variables name when PGHOST is
 // set. Otherwise it starts the emulator with an App Service app named app
 // (see Emulate) and writes ONE line saying so to w.
@@ -70,7 +77,7 @@ func FromEnvironment(ctx context.Context, w io.Writer, app string) (*Target, err
 	if host := os.Getenv("PGHOST"); host != "" {
 		return &Target{Host: host, Role: os.Getenv("PGUSER")}, nil
 	}
-	t, err := Emulate(ctx, emulator.Options{}, app)
+	t, err := Emulate(ctx, EmulatorOptions, app)
 	if err != nil {
 		return nil, fmt.Errorf("no PGHOST set, and starting the offline Azure emulator failed: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgentra/pgentra/examples/internal/exenv"
 	"github.com/pgentra/pgentra/internal/emulator"
+	"github.com/pgentra/pgentra/internal/emulator/entra"
 	"github.com/pgentra/pgentra/internal/pgtest"
 )
 
@@ -29,6 +30,9 @@ var (
 
 // Main runs the tests, then stops the shared emulator and cluster.
 func Main(m *testing.M) int {
+	// Short tokens for every emulator of the binary, the programs' own too:
+	// MSAL would hand one emulator's cached managed-identity token to another.
+	exenv.EmulatorOptions.TokenLifetime = entra.ShortTestLifetime
 	code := pg.Main(m)
 	mu.Lock()
 	defer mu.Unlock()
@@ -49,7 +53,7 @@ func Env(t testing.TB) *emulator.Env {
 	if env == nil && fail == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		env, fail = emulator.Start(ctx, emulator.Options{PG: cluster, Logf: nil})
+		env, fail = emulator.Start(ctx, emulator.Options{PG: cluster, Logf: nil, TokenLifetime: entra.ShortTestLifetime})
 	}
 	if fail != nil {
 		t.Fatalf("starting the emulator: %v", fail)

@@ -52,7 +52,7 @@ func TestAppServiceManagedIdentity(t *testing.T) {
 			if _, ok := c["xms_mirid"]; ok != (tc.scope == ManagementScope) {
 				t.Errorf("xms_mirid present=%v for %s", ok, tc.scope)
 			}
-			if d := time.Until(at.ExpiresOn); d < time.Minute || d > DefaultTokenLifetime {
+			if d := time.Until(at.ExpiresOn); d < time.Minute || d > ShortTestLifetime {
 				t.Errorf("expires in %v", d)
 			}
 			if srv.RequestsFor(tc.want)-before != 1 {

@@ -59,13 +59,14 @@
 // group's name) with its own token, and the front checks the membership it
 // was given when the group was registered (emulator.Env.Register).
 //
-// Caching traps. MSAL serves a cached token only while it has more than
-// 5 minutes left, so with the default lifetime ([DefaultTokenLifetime], 2
-// minutes) every GetToken reaches the emulator. Managed-identity tokens
-// that live longer are cached process-wide, keyed only by the identity
+// Caching traps. Tokens live as long as Azure's by default (managed
+// identities 24 h, users and service principals 1 h). MSAL serves a cached
+// token while it has more than 5 minutes left, so only with a short lifetime
+// ([ShortTestLifetime], 2 minutes) does every GetToken reach the emulator.
+// Managed-identity tokens that live longer are cached process-wide, keyed only by the identity
 // (client/object/resource ID, or one shared key for every system-assigned
 // identity) and the resource — not by endpoint or tenant — so a later test
-// in the same binary may receive another tenant's token. Keep
-// managed-identity lifetimes under 5 minutes unless that is what the test
-// is about.
+// in the same binary may receive another tenant's token. Tests set
+// managed-identity lifetimes under 5 minutes explicitly unless that is what
+// the test is about.
 package entra

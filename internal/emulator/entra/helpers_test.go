@@ -14,9 +14,12 @@ import (
 // fastRetry keeps azcore's retries (IMDS defaults: 6 tries, 2 s → 25 s) short.
 var fastRetry = policy.RetryOptions{MaxRetries: 3, RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 100 * time.Millisecond}
 
+// newTenant starts a tenant with ShortTestLifetime tokens: every test of the
+// package has its own tenant, and MSAL caches longer-lived managed-identity
+// tokens process-wide (see the package documentation).
 func newTenant(t *testing.T) *Tenant {
 	t.Helper()
-	tn, err := NewTenant(TenantOptions{})
+	tn, err := NewTenant(TenantOptions{TokenLifetime: ShortTestLifetime})
 	if err != nil {
 		t.Fatalf("NewTenant: %v", err)
 	}

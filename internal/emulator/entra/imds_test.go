@@ -71,8 +71,8 @@ func TestIMDSManagedIdentityCredential(t *testing.T) {
 			if hasMirid != (tc.scope == ManagementScope) || (hasMirid && c["xms_mirid"] != tc.want.ResourceID) {
 				t.Errorf("xms_mirid = %v for scope %s", c["xms_mirid"], tc.scope)
 			}
-			if d := time.Until(at.ExpiresOn); d < DefaultTokenLifetime-10*time.Second || d > DefaultTokenLifetime {
-				t.Errorf("ExpiresOn in %v, want about %v", d, DefaultTokenLifetime)
+			if d := time.Until(at.ExpiresOn); d < ShortTestLifetime-10*time.Second || d > ShortTestLifetime {
+				t.Errorf("ExpiresOn in %v, want about %v", d, ShortTestLifetime)
 			}
 			if got := f.srv.RequestsFor(tc.want) - before; got != 1 {
 				t.Errorf("%d requests for %s, want 1", got, tc.want.Name)

@@ -14,11 +14,38 @@ import (
 	"time"
 )
 
-// DefaultTokenLifetime is the token lifetime of a tenant whose
-// TenantOptions.TokenLifetime is zero. It is deliberately below MSAL's
-// 5-minute threshold so managed-identity tokens never enter MSAL's
-// process-wide cache, which is shared by every tenant of a test binary.
-const DefaultTokenLifetime = 2 * time.Minute
+// Default token lifetimes, like Azure's (azure-facts.md, "Tokens"): a tenant
+// whose TenantOptions.TokenLifetime is zero issues managed-identity tokens
+// valid for 24 hours and user and service-principal tokens valid for one hour.
+//
+// MSAL caches tokens with more than 5 minutes left, managed-identity tokens
+// process-wide (keyed by identity and resource, not by tenant), so with these
+// defaults a test binary that starts several tenants may be handed one
+// tenant's token for another's identity. Tests choose a short lifetime
+// explicitly (TenantOptions.TokenLifetime, emulator.Options.TokenLifetime,
+// [ShortTestLifetime]) unless MSAL's caching is what they are about.
+const (
+	DefaultManagedIdentityLifetime  = 24 * time.Hour
+	DefaultUserLifetime             = time.Hour
+	DefaultServicePrincipalLifetime = time.Hour
+)
+
+// ShortTestLifetime is a token lifetime below MSAL's 5-minute caching
+// threshold, so every GetToken reaches the emulator: what tests that count
+// identity-endpoint requests, or start several tenants in one binary, pass
+// as TokenLifetime.
+const ShortTestLifetime = 2 * time.Minute
+
+// defaultLifetime is Azure's default token lifetime for a principal kind.
+func defaultLifetime(k Kind) time.Duration {
+	switch k {
+	case UserAssignedIdentity, SystemAssignedIdentity:
+		return DefaultManagedIdentityLifetime
+	case ServicePrincipal:
+		return DefaultServicePrincipalLifetime
+	}
+	return DefaultUserLifetime
+}
 
 // TenantOptions configures [NewTenant]. The zero value is valid.
 type TenantOptions struct {
@@ -28,8 +55,10 @@ type TenantOptions struct {
 	SubscriptionID string
 	// ResourceGroup is used in generated ARM resource IDs; empty means "rg-app".
 	ResourceGroup string
-	// TokenLifetime is the default lifetime of issued tokens; zero means
-	// DefaultTokenLifetime. Principals and single requests may override it.
+	// TokenLifetime is the lifetime of every issued token; zero means
+	// Azure's defaults per principal kind (DefaultManagedIdentityLifetime,
+	// DefaultUserLifetime, DefaultServicePrincipalLifetime). Principals and
+	// single requests may override it.
 	TokenLifetime time.Duration
 }
 
@@ -43,7 +72,7 @@ type Tenant struct {
 
 	mu         sync.Mutex
 	skew       time.Duration
-	lifetime   time.Duration
+	lifetime   time.Duration // 0: per-kind defaults
 	principals []Principal
 	minted     map[mintKey]int
 	// members maps a group's object ID to its direct members' object IDs,
@@ -76,8 +105,8 @@ func NewTenant(opts TenantOptions) (*Tenant, error) {
 	if t.rg == "" {
 		t.rg = "rg-app"
 	}
-	if t.lifetime <= 0 {
-		t.lifetime = DefaultTokenLifetime
+	if t.lifetime < 0 {
+		t.lifetime = 0
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -169,19 +198,16 @@ func (t *Tenant) SetSkew(d time.Duration) {
 	t.skew = d
 }
 
-// SetTokenLifetime changes the tenant's default token lifetime; d <= 0
-// restores DefaultTokenLifetime.
+// SetTokenLifetime changes the lifetime of the tenant's tokens; d <= 0
+// restores Azure's defaults per principal kind.
 func (t *Tenant) SetTokenLifetime(d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if d <= 0 {
-		d = DefaultTokenLifetime
-	}
-	t.lifetime = d
+	t.lifetime = max(d, 0)
 }
 
 // lifetimeFor resolves a token lifetime: the request's if positive, else the
-// principal's, else the tenant default.
+// principal's, else the tenant's, else Azure's default for the principal's kind.
 func (t *Tenant) lifetimeFor(p Principal, requested time.Duration) time.Duration {
 	if requested > 0 {
 		return requested
@@ -194,5 +220,8 @@ func (t *Tenant) lifetimeFor(p Principal, requested time.Duration) time.Duration
 	if p.TokenLifetime > 0 {
 		return p.TokenLifetime
 	}
-	return t.lifetime
+	if t.lifetime > 0 {
+		return t.lifetime
+	}
+	return defaultLifetime(p.Kind)
 }

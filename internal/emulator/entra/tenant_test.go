@@ -272,3 +272,38 @@ func TestJWKSVerifiesTokens(t *testing.T) {
 		t.Error("two tenants share a kid")
 	}
 }
+
+// TestDefaultLifetimesLikeAzure: without a lifetime, managed identities get
+// 24-hour tokens and users and service principals one-hour tokens, as on
+// Azure; a tenant lifetime overrides them all and SetTokenLifetime(0) goes
+// back to the defaults.
+func TestDefaultLifetimesLikeAzure(t *testing.T) {
+	tn := must(NewTenant(TenantOptions{}))(t)
+	ua := must(tn.AddUserAssignedIdentity("id-life"))(t)
+	vm := must(tn.AddSystemAssignedVM("vm-life"))(t)
+	u := must(tn.AddUser("life@contoso.com"))(t)
+	sp := must(tn.AddServicePrincipal("sp-life"))(t)
+	lifetime := func(p Principal) time.Duration {
+		t.Helper()
+		c, exp, err := tn.Claims(p, DatabaseScope, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		iat, _ := c["iat"].(int64)
+		return exp.Sub(time.Unix(iat, 0))
+	}
+	check := func(when string, want map[string]time.Duration) {
+		t.Helper()
+		for _, p := range []Principal{ua, vm, u, sp} {
+			if got := lifetime(p); got != want[p.Name] {
+				t.Errorf("%s: %s token lives %v, want %v", when, p.Kind, got, want[p.Name])
+			}
+		}
+	}
+	azure := map[string]time.Duration{ua.Name: 24 * time.Hour, vm.Name: 24 * time.Hour, u.Name: time.Hour, sp.Name: time.Hour}
+	check("defaults", azure)
+	tn.SetTokenLifetime(ShortTestLifetime)
+	check("tenant lifetime", map[string]time.Duration{ua.Name: ShortTestLifetime, vm.Name: ShortTestLifetime, u.Name: ShortTestLifetime, sp.Name: ShortTestLifetime})
+	tn.SetTokenLifetime(0)
+	check("restored", azure)
+}

@@ -25,6 +25,11 @@ type DirectoryEntry struct {
 	Name     string // display name or UPN: what pgaadauth_create_principal is called with
 	ObjectID string // the oid its tokens carry (a group's: the oid its role is mapped to)
 	Type     string // TypeUser, TypeService or TypeGroup
+	// ManagedIdentity marks a TypeService entry that is a managed identity rather
+	// than an app registration's service principal. Azure tells them apart when an
+	// app token meets a user role (MsgManagedIdentityForUserRole versus
+	// MsgServicePrincipalForUserRole); their tokens look alike.
+	ManagedIdentity bool
 	// Members are the object IDs of a TypeGroup entry's direct members (users
 	// or application identities), whose own tokens log in to the group's
 	// role. Only direct membership counts: a group listed here does not make
@@ -40,11 +45,17 @@ func (e DirectoryEntry) validate() error {
 	}
 	switch e.Type {
 	case TypeUser, TypeService:
+		if e.ManagedIdentity && e.Type != TypeService {
+			return fmt.Errorf("directory entry %q: a managed identity has Type %q", e.Name, TypeService)
+		}
 		if len(e.Members) > 0 {
 			return fmt.Errorf("directory entry %q: a %s has no members; only a %s does", e.Name, e.Type, TypeGroup)
 		}
 		return nil
 	case TypeGroup:
+		if e.ManagedIdentity {
+			return fmt.Errorf("directory entry %q: a managed identity has Type %q", e.Name, TypeService)
+		}
 		for _, m := range e.Members {
 			if m == "" {
 				return fmt.Errorf("directory entry %q: empty member object ID", e.Name)
@@ -70,6 +81,10 @@ const installLock = 0x7067_6161_6461 // "pgaada"
 //	pg_catalog.pgaadauth_create_principal_with_oid(roleName text, objectId text, objectType text, isAdmin boolean, isMfa boolean) → text
 //	pg_catalog.pgaadauth_list_principals(isAdminValue boolean)
 //	    → TABLE(rolname name, principalType text, objectId text, tenantId text, isMfa integer, isAdmin integer)
+//	pg_catalog.pgaadauth_sync_roles_for_group_members() (see SetGroupSync)
+//
+// Microsoft's docs disagree on pgaadauth_list_principals' first column (2024: rolname,
+// 2025: rolename); the emulator keeps rolname, so portable queries use select *.
 //
 // with Azure's signatures and result texts. Call it once per cluster before creating
 // principals; calling it again (even concurrently) is safe, updates the tenant and adds
@@ -115,6 +130,27 @@ func InstallAADAuth(ctx context.Context, adminDB *sql.DB, tenantID string, direc
 	return nil
 }
 
+// SetGroupSync sets the emulated server parameter pgaadauth.enable_group_sync (on Azure:
+// az postgres flexible-server parameter set --name pgaadauth.enable_group_sync --value
+// ON). With it on, select * from pgaadauth_sync_roles_for_group_members(); gives every
+// direct member of a group role (that the directory knows by name) a login role of its
+// own, mapped to its oid and granted the group role, so members can also log in as
+// themselves; with it off (the default) the function changes nothing and members log
+// in only through the group's role. InstallAADAuth must have run.
+func SetGroupSync(ctx context.Context, adminDB *sql.DB, on bool) error {
+	if adminDB == nil {
+		return errors.New("pgfront: SetGroupSync: adminDB is nil")
+	}
+	res, err := adminDB.ExecContext(ctx, `UPDATE pgaadauth.settings SET enable_group_sync = $1 WHERE id = 1`, on)
+	if err != nil {
+		return fmt.Errorf("pgfront: SetGroupSync: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n != 1 {
+		return errors.New("pgfront: SetGroupSync: pgaadauth is not installed (run InstallAADAuth first)")
+	}
+	return nil
+}
+
 // AddDirectoryEntry adds e to (or updates it in) the emulated tenant directory, so a
 // later pgaadauth_create_principal(e.Name, …) finds it, and replaces the group
 // membership recorded for e.ObjectID with e.Members. Calling it again with the same
@@ -152,10 +188,11 @@ type execer interface {
 // addDirectoryEntry upserts e and replaces the members recorded for its object ID.
 // Run it in a transaction, so a login never sees a group half updated.
 func addDirectoryEntry(ctx context.Context, db execer, e DirectoryEntry) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO pgaadauth.directory (name, object_id, object_type)
-		VALUES ($1, lower($2), $3)
-		ON CONFLICT (name) DO UPDATE SET object_id = EXCLUDED.object_id, object_type = EXCLUDED.object_type`,
-		e.Name, e.ObjectID, e.Type)
+	_, err := db.ExecContext(ctx, `INSERT INTO pgaadauth.directory (name, object_id, object_type, managed_identity)
+		VALUES ($1, lower($2), $3, $4)
+		ON CONFLICT (name) DO UPDATE SET object_id = EXCLUDED.object_id, object_type = EXCLUDED.object_type,
+			managed_identity = EXCLUDED.managed_identity`,
+		e.Name, e.ObjectID, e.Type, e.ManagedIdentity)
 	if err != nil {
 		return fmt.Errorf("add directory entry %q: %w", e.Name, err)
 	}
@@ -177,6 +214,9 @@ type roleMapping struct {
 	kind   string // the role's principal type: TypeUser, TypeService or TypeGroup
 	ownOID bool   // the role is mapped to the token's oid
 	member bool   // the role is a group's and the oid is one of its direct members
+	mfa    bool   // the role was created with isMfa
+	// tokenMI: the tenant directory lists the token's oid as a managed identity.
+	tokenMI bool
 }
 
 // lookupRole returns the registry's mapping of role (an existing role created by
@@ -185,10 +225,12 @@ type roleMapping struct {
 func lookupRole(ctx context.Context, db *sql.DB, role, oid string) (m roleMapping, found bool, err error) {
 	err = db.QueryRowContext(ctx, `SELECT p.object_type, p.object_id = lower($2),
 			p.object_type = 'group' AND EXISTS (SELECT FROM pgaadauth.group_members g
-				WHERE g.group_object_id = p.object_id AND g.member_object_id = lower($2))
+				WHERE g.group_object_id = p.object_id AND g.member_object_id = lower($2)),
+			p.is_mfa,
+			EXISTS (SELECT FROM pgaadauth.directory d WHERE d.object_id = lower($2) AND d.managed_identity)
 		FROM pgaadauth.principals p
 		JOIN pg_catalog.pg_roles r ON r.rolname = p.rolname
-		WHERE p.rolname::text = $1`, role, oid).Scan(&m.kind, &m.ownOID, &m.member)
+		WHERE p.rolname::text = $1`, role, oid).Scan(&m.kind, &m.ownOID, &m.member, &m.mfa, &m.tokenMI)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return roleMapping{}, false, nil

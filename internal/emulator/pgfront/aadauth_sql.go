@@ -14,6 +14,8 @@ var installSQL = []string{
 		name text PRIMARY KEY,
 		object_id text NOT NULL,
 		object_type text NOT NULL CHECK (object_type IN ('user', 'service', 'group')))`,
+	`ALTER TABLE pgaadauth.directory ADD COLUMN IF NOT EXISTS managed_identity boolean NOT NULL DEFAULT false`,
+	`ALTER TABLE pgaadauth.settings ADD COLUMN IF NOT EXISTS enable_group_sync boolean NOT NULL DEFAULT false`,
 	`CREATE TABLE IF NOT EXISTS pgaadauth.group_members (
 		group_object_id text NOT NULL,
 		member_object_id text NOT NULL,
@@ -29,6 +31,8 @@ var installSQL = []string{
 			CREATE ROLE azure_pg_admin NOLOGIN;
 		END IF;
 	END $$`,
+	// require_admin's message is emulator wording: Azure's text is not known (a
+	// third-party script expects "permission denied for function pgaadauth_create_principal").
 	`CREATE OR REPLACE FUNCTION pgaadauth.require_admin() RETURNS void
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 	BEGIN
@@ -84,4 +88,39 @@ var installSQL = []string{
 		WHERE p.is_admin OR NOT coalesce($1, false)
 		ORDER BY p.rolname
 	$fn$`,
+	// Group sync (pgaadauth.enable_group_sync, Azure docs security-entra-concepts.md):
+	// every direct member of a group role that the directory knows by name gets a
+	// LOGIN role of its own, mapped to its oid, and is granted the group role. Azure
+	// runs it every 30 minutes; the emulator only when called. Its result and its
+	// notice with sync off are emulator wording (Azure's are not documented).
+	`CREATE OR REPLACE FUNCTION pg_catalog.pgaadauth_sync_roles_for_group_members()
+	RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+	DECLARE
+		m record;
+	BEGIN
+		PERFORM pgaadauth.require_admin();
+		IF NOT coalesce((SELECT enable_group_sync FROM pgaadauth.settings WHERE id = 1), false) THEN
+			RAISE NOTICE 'pgaadauth.enable_group_sync is off: no roles synchronised';
+			RETURN;
+		END IF;
+		FOR m IN SELECT p.rolname AS group_role, d.name, d.object_id, d.object_type
+			FROM pgaadauth.principals p
+			JOIN pg_roles gr ON gr.rolname = p.rolname
+			JOIN pgaadauth.group_members g ON g.group_object_id = p.object_id
+			JOIN pgaadauth.directory d ON d.object_id = g.member_object_id AND d.object_type <> 'group'
+			WHERE p.object_type = 'group'
+			ORDER BY p.rolname, d.name
+		LOOP
+			IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = m.name) THEN
+				EXECUTE format('CREATE ROLE %I LOGIN', m.name);
+				INSERT INTO pgaadauth.principals (rolname, object_id, object_type, is_admin, is_mfa)
+				VALUES (m.name, m.object_id, m.object_type, false, false)
+				ON CONFLICT (rolname) DO UPDATE SET object_id = EXCLUDED.object_id,
+					object_type = EXCLUDED.object_type;
+			END IF;
+			IF EXISTS (SELECT FROM pgaadauth.principals WHERE rolname = m.name AND object_id = m.object_id) THEN
+				EXECUTE format('GRANT %I TO %I', m.group_role, m.name);
+			END IF;
+		END LOOP;
+	END $fn$`,
 }

@@ -5,8 +5,13 @@ package pgfront
 // an Entra role):
 //
 //   - a role mapped to the token's oid accepts it when the principal types agree
-//     (a user token for a user role, an app token for a service role), else
-//     refuses with MsgTypeMismatch;
+//     (a user token for a user role, an app token for a service role); an app
+//     token for a user role gets Azure's AAD_AUTH_TOKENTYPE_APP_USER refusals
+//     (MsgManagedIdentityForUserRole for a managed identity, else
+//     MsgServicePrincipalForUserRole), a user token for a service role Azure's
+//     generic MsgValidationFailed (its own Azure text is unknown);
+//   - a role created with isMfa refuses a token whose amr lacks "mfa", with
+//     MsgValidationFailed (Azure's text for it is unknown);
 //   - a group role accepts the token of any direct member, user or application
 //     (Flexible Server lets service principals and managed identities log in
 //     through groups too); nested groups are not followed;
@@ -18,13 +23,26 @@ func authorize(user string, m roleMapping, found bool, id identity) *loginError 
 	case !found:
 	case m.kind == TypeGroup:
 		if m.member {
-			return nil
+			return checkMFA(m, id)
 		}
 	case m.ownOID:
-		if m.kind != id.kind {
-			return refuse(CodeInvalidAuthorization, MsgTypeMismatch)
+		switch {
+		case m.kind == TypeUser && id.kind == TypeService && m.tokenMI:
+			return refuse(CodeInvalidAuthorization, MsgManagedIdentityForUserRole(user))
+		case m.kind == TypeUser && id.kind == TypeService:
+			return refuse(CodeInvalidAuthorization, MsgServicePrincipalForUserRole(user))
+		case m.kind != id.kind:
+			return refuseGeneric(ReasonUserToken)
 		}
-		return nil
+		return checkMFA(m, id)
 	}
 	return refuse(CodeInvalidPassword, MsgPasswordFailed(user))
+}
+
+// checkMFA refuses a token without MFA for a role created with isMfa.
+func checkMFA(m roleMapping, id identity) *loginError {
+	if m.mfa && !id.mfa {
+		return refuseGeneric(ReasonMFA)
+	}
+	return nil
 }

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Config configures a Front. All fields except TLS, RequireTLS, Now and Logf are
-// required.
+// Config configures a Front. All fields except TLS, RequireTLS, Resource, Now and Logf
+// are required.
 type Config struct {
 	// BackendNetwork and BackendAddr say how the front logs the mapped role in to the
 	// real server after a token passed. Use its unix socket, which trusts local users:
@@ -39,8 +39,15 @@ type Config struct {
 	// audiences is listed.
 	Audiences []string
 
+	// Resource is the server's own resource, which Azure names in its wrong-audience
+	// message (MsgInvalidAudience): "https://ossrdbms-aad.database.windows.net" in the
+	// public cloud, "https://ossrdbms-aad.database.chinacloudapi.cn" in Azure China,
+	// "https://ossrdbms-aad.database.usgovcloudapi.net" in Azure Government. Default:
+	// Audiences[0].
+	Resource string
+
 	// Keys returns the RSA public key for a JWT header's kid, or an error when the
-	// kid is unknown (the login then fails with MsgInvalidSignature). It is called
+	// kid is unknown (the login then fails with MsgValidationFailed, Login.Reason ReasonSignature). It is called
 	// from many goroutines at once.
 	Keys func(kid string) (*rsa.PublicKey, error)
 
@@ -57,22 +64,22 @@ type Config struct {
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	if c.BackendNetwork == "" || c.BackendAddr == "" {
-		errs = append(errs, errors.New("BackendNetwork and BackendAddr are required"))
+		errs = append(errs, errors.New("config: BackendNetwork and BackendAddr are required"))
 	}
 	if c.AdminDB == nil {
-		errs = append(errs, errors.New("AdminDB is required"))
+		errs = append(errs, errors.New("config: AdminDB is required"))
 	}
 	if c.TenantID == "" || c.Issuer == "" {
-		errs = append(errs, errors.New("TenantID and Issuer are required"))
+		errs = append(errs, errors.New("config: TenantID and Issuer are required"))
 	}
 	if len(c.Audiences) == 0 {
-		errs = append(errs, errors.New("at least one audience is required"))
+		errs = append(errs, errors.New("config: at least one audience is required"))
 	}
 	if c.Keys == nil {
-		errs = append(errs, errors.New("Keys is required"))
+		errs = append(errs, errors.New("config: Keys is required"))
 	}
 	if c.RequireTLS && c.TLS == nil {
-		errs = append(errs, errors.New("RequireTLS needs TLS"))
+		errs = append(errs, errors.New("config: RequireTLS needs TLS"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
@@ -84,5 +91,8 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logf = func(string, ...any) {}
 	}
 	c.Audiences = append([]string(nil), c.Audiences...)
+	if c.Resource == "" {
+		c.Resource = c.Audiences[0]
+	}
 	return c, nil
 }

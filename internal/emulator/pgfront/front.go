@@ -19,6 +19,10 @@ type Login struct {
 	OK         bool   // the client got AuthenticationOk
 	Code       string // SQLSTATE of the refusal ("" when OK)
 	Message    string // message of the refusal ("" when OK); never contains a token
+	// Reason is the emulator's own diagnosis (a Reason* constant) when Message is
+	// Azure's generic MsgValidationFailed, which does not say which check failed;
+	// "" otherwise. Emulator wording: it is recorded, never sent to the client.
+	Reason string
 }
 
 // Front is a running Entra-checking PostgreSQL front. Create it with Listen and
@@ -192,7 +196,7 @@ func (f *Front) recordLogin(l Login) {
 	if l.OK {
 		f.cfg.Logf("pgfront: login ok: user=%q database=%q tls=%v", l.User, l.Database, l.TLS)
 	} else {
-		f.cfg.Logf("pgfront: login refused: user=%q database=%q tls=%v code=%s: %s", l.User, l.Database, l.TLS, l.Code, l.Message)
+		f.cfg.Logf("pgfront: login refused: user=%q database=%q tls=%v code=%s: %s (%s)", l.User, l.Database, l.TLS, l.Code, l.Message, l.Reason)
 	}
 }
 

@@ -80,22 +80,46 @@ func TestLoginRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A managed identity whose role was created as a user's, and an MFA-only role.
+	miOID, miRole, mfaOID, mfaRole := newOID(t), unique(t, "id-web"), newOID(t), unique(t, "erin")+"@contoso.com"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pgfront.AddDirectoryEntry(ctx, e.admin, pgfront.DirectoryEntry{Name: miRole, ObjectID: miOID, Type: pgfront.TypeService, ManagedIdentity: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.principal(miRole, miOID, pgfront.TypeUser, false)
+	if _, err := e.sqlText(`SELECT pgaadauth_create_principal_with_oid($1, $2, 'user', false, true)`, mfaRole, mfaOID); err != nil {
+		t.Fatal(err)
+	}
+	// The texts are spelled out here, as azure-facts.md quotes them, so that a change
+	// of the constants cannot pass unnoticed.
+	const (
+		expired   = "The access token has expired. Please acquire a new token and retry."
+		badFormat = "The access token has invalid format. Please ensure the token is passed exactly as returned by the authentication endpoint and retry."
+		generic   = "An error occurred while validating the access token. Please acquire a new token and retry"
+		badAud    = `The access token does not have a valid audience claim. Please acquire a new token for the resource "https://ossrdbms-aad.database.windows.net".`
+	)
+
 	for _, tc := range []struct {
 		name, user, password string
-		code, msg            string
+		code, msg, reason    string
 	}{
-		{"expired", userRole, e.token(set(user, "exp", now.Add(-time.Minute).Unix())), pgfront.CodeInvalidAuthorization, pgfront.MsgTokenExpired},
-		{"wrong audience", userRole, e.token(set(user, "aud", "https://management.azure.com/")), pgfront.CodeInvalidAuthorization, pgfront.MsgInvalidAudience},
-		{"wrong issuer", userRole, e.token(set(user, "iss", "https://sts.windows.net/other/")), pgfront.CodeInvalidAuthorization, pgfront.MsgInvalidIssuer},
-		{"wrong tenant", userRole, e.token(set(user, "tid", "11111111-0000-0000-0000-000000000000")), pgfront.CodeInvalidAuthorization, pgfront.MsgInvalidTenant},
-		{"nbf in the future", userRole, e.token(set(user, "nbf", now.Add(10*time.Minute).Unix())), pgfront.CodeInvalidAuthorization, pgfront.MsgNotYetValid},
-		{"bad signature", userRole, forgedTok, pgfront.CodeInvalidAuthorization, pgfront.MsgInvalidSignature},
-		{"not a JWT", userRole, "correct horse battery staple", pgfront.CodeInvalidAuthorization, pgfront.MsgInvalidFormat},
-		{"unknown oid", userRole, e.token(set(user, "oid", newOID(t))), pgfront.CodeInvalidPassword, pgfront.MsgPasswordFailed(userRole)},
-		{"user names another principal's role", appRole, e.token(user), pgfront.CodeInvalidPassword, pgfront.MsgPasswordFailed(appRole)},
-		{"user names a plain role", "postgres", e.token(user), pgfront.CodeInvalidPassword, pgfront.MsgPasswordFailed("postgres")},
-		{"app token for a user role", userRole, e.token(set(appClaims(userOID, now), "oid", userOID)), pgfront.CodeInvalidAuthorization, pgfront.MsgTypeMismatch},
-		{"user token for a service role", appRole, e.token(userClaims(appOID, "x@contoso.com", now)), pgfront.CodeInvalidAuthorization, pgfront.MsgTypeMismatch},
+		{"expired", userRole, e.token(set(user, "exp", now.Add(-time.Minute).Unix())), pgfront.CodeInvalidAuthorization, expired, ""},
+		{"wrong audience", userRole, e.token(set(user, "aud", "https://management.azure.com/")), pgfront.CodeInvalidAuthorization, badAud, ""},
+		{"wrong issuer", userRole, e.token(set(user, "iss", "https://sts.windows.net/other/")), pgfront.CodeInvalidAuthorization, generic, pgfront.ReasonIssuer},
+		{"wrong tenant", userRole, e.token(set(user, "tid", "11111111-0000-0000-0000-000000000000")), pgfront.CodeInvalidAuthorization, generic, pgfront.ReasonTenant},
+		{"nbf in the future", userRole, e.token(set(user, "nbf", now.Add(10*time.Minute).Unix())), pgfront.CodeInvalidAuthorization, generic, pgfront.ReasonNotYetValid},
+		{"bad signature", userRole, forgedTok, pgfront.CodeInvalidAuthorization, generic, pgfront.ReasonSignature},
+		{"not a JWT", userRole, "correct horse battery staple", pgfront.CodeInvalidAuthorization, badFormat, ""},
+		{"unknown oid", userRole, e.token(set(user, "oid", newOID(t))), pgfront.CodeInvalidPassword, `password authentication failed for user "` + userRole + `"`, ""},
+		{"user names another principal's role", appRole, e.token(user), pgfront.CodeInvalidPassword, pgfront.MsgPasswordFailed(appRole), ""},
+		{"user names a plain role", "postgres", e.token(user), pgfront.CodeInvalidPassword, pgfront.MsgPasswordFailed("postgres"), ""},
+		{"service principal token for a user role", userRole, e.token(set(appClaims(userOID, now), "oid", userOID)), pgfront.CodeInvalidAuthorization,
+			`Service principals cannot generate AAD_AUTH_TOKENTYPE_APP_USER tokens for role "` + userRole + `"`, ""},
+		{"managed identity token for a user role", miRole, e.token(appClaims(miOID, now)), pgfront.CodeInvalidAuthorization,
+			`Microsoft Entra user token for role "` + miRole + `" is neither an AAD_AUTH_TOKENTYPE_APP_USER or an AAD_AUTH_TOKENTYPE_APP_OBO token.`, ""},
+		{"user token for a service role", appRole, e.token(userClaims(appOID, "x@contoso.com", now)), pgfront.CodeInvalidAuthorization, generic, pgfront.ReasonUserToken},
+		{"no MFA for an MFA role", mfaRole, e.token(set(userClaims(mfaOID, mfaRole, now), "amr", []string{"pwd"})), pgfront.CodeInvalidAuthorization, generic, pgfront.ReasonMFA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.front.Reset()
@@ -110,14 +134,38 @@ func TestLoginRefused(t *testing.T) {
 			if strings.Contains(err.Error(), tc.password) {
 				t.Fatal("the error contains the password")
 			}
+			if tc.reason != "" && strings.Contains(err.Error(), tc.reason) {
+				t.Fatalf("the client saw the emulator's reason %q: %v", tc.reason, err)
+			}
 			if got := e.front.Passwords(); !slices.Equal(got, []string{tc.password}) {
 				t.Fatalf("front recorded %d passwords, want the one sent", len(got))
 			}
 			logins := e.front.Logins()
-			if len(logins) != 1 || logins[0].OK || logins[0].Code != tc.code || logins[0].Message != tc.msg {
-				t.Fatalf("logins = %+v", logins)
+			if len(logins) != 1 || logins[0].OK || logins[0].Code != tc.code || logins[0].Message != tc.msg || logins[0].Reason != tc.reason {
+				t.Fatalf("logins = %+v, want reason %q", logins, tc.reason)
 			}
 		})
+	}
+	// The MFA role takes a token with MFA.
+	if _, err := e.connect(e.dsn(mfaRole, e.token(userClaims(mfaOID, mfaRole, now)), "")); err != nil {
+		t.Fatalf("MFA token for the MFA role: %v", err)
+	}
+}
+
+// TestWrongAudienceNamesTheCloudsResource: Azure names the server's own resource in
+// its wrong-audience message, so a server in Azure China names China's.
+func TestWrongAudienceNamesTheCloudsResource(t *testing.T) {
+	const china = "https://ossrdbms-aad.database.chinacloudapi.cn"
+	e := newEnv(t, func(c *pgfront.Config, _ *testca.CA) { c.Audiences = []string{china} })
+	oid, role := newOID(t), unique(t, "cn")
+	e.principal(role, oid, pgfront.TypeService, false)
+	_, err := e.connect(e.dsn(role, e.token(appClaims(oid, time.Now())), "")) // public-cloud aud
+	want := `The access token does not have a valid audience claim. Please acquire a new token for the resource "` + china + `".`
+	if pqErr := asPQ(t, err); pqErr.Message != want || pqErr.Code != pgfront.CodeInvalidAuthorization {
+		t.Fatalf("got %s %q, want %q", pqErr.Code, pqErr.Message, want)
+	}
+	if _, err := e.connect(e.dsn(role, e.token(set(appClaims(oid, time.Now()), "aud", china)), "")); err != nil {
+		t.Fatalf("China token on the China server: %v", err)
 	}
 }
 

@@ -175,7 +175,7 @@ func (s *session) authenticate(params map[string]string) (string, *loginError) {
 
 // fail records the refusal and sends it as a FATAL ErrorResponse.
 func (s *session) fail(e *loginError) {
-	s.login.Code, s.login.Message = e.code, e.msg
+	s.login.Code, s.login.Message, s.login.Reason = e.code, e.msg, e.reason
 	s.f.recordLogin(s.login)
 	s.sendError(e.code, e.msg)
 }

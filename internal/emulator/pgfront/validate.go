@@ -13,16 +13,29 @@ import (
 // Its text never contains the token.
 type loginError struct {
 	code, msg string
+	reason    string // emulator's diagnosis when msg is Azure's generic text (Reason*)
 }
 
-func (e *loginError) Error() string { return e.code + ": " + e.msg }
+func (e *loginError) Error() string {
+	if e.reason != "" {
+		return e.code + ": " + e.msg + " (" + e.reason + ")"
+	}
+	return e.code + ": " + e.msg
+}
 
 func refuse(code, msg string) *loginError { return &loginError{code: code, msg: msg} }
+
+// refuseGeneric is Azure's generic validation failure, with the check that failed
+// recorded for tests (Login.Reason) but not sent.
+func refuseGeneric(reason string) *loginError {
+	return &loginError{code: CodeInvalidAuthorization, msg: MsgValidationFailed, reason: reason}
+}
 
 // identity is what a valid token says about its bearer.
 type identity struct {
 	oid  string
 	kind string // "user" or "service", comparable with the registry's principal type
+	mfa  bool   // the token's amr lists "mfa"
 }
 
 // checkToken validates tok the way Azure does at login, in this order: JWT format,
@@ -54,7 +67,7 @@ func (c *Config) checkToken(tok string, now time.Time) (identity, *loginError) {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return identity{}, refuse(CodeInvalidAuthorization, MsgInvalidFormat)
 	default: // bad signature, wrong alg, unknown kid
-		return identity{}, refuse(CodeInvalidAuthorization, MsgInvalidSignature)
+		return identity{}, refuseGeneric(ReasonSignature)
 	}
 
 	aud, err := claims.GetAudience()
@@ -62,20 +75,20 @@ func (c *Config) checkToken(tok string, now time.Time) (identity, *loginError) {
 		return identity{}, refuse(CodeInvalidAuthorization, MsgInvalidFormat)
 	}
 	if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(c.Audiences, a) }) {
-		return identity{}, refuse(CodeInvalidAuthorization, MsgInvalidAudience)
+		return identity{}, refuse(CodeInvalidAuthorization, MsgInvalidAudience(c.Resource))
 	}
 	if iss, _ := claims["iss"].(string); iss != c.Issuer {
-		return identity{}, refuse(CodeInvalidAuthorization, MsgInvalidIssuer)
+		return identity{}, refuseGeneric(ReasonIssuer)
 	}
 	if tid, _ := claims["tid"].(string); tid != c.TenantID {
-		return identity{}, refuse(CodeInvalidAuthorization, MsgInvalidTenant)
+		return identity{}, refuseGeneric(ReasonTenant)
 	}
 	nbf, err := claims.GetNotBefore()
 	if err != nil {
 		return identity{}, refuse(CodeInvalidAuthorization, MsgInvalidFormat)
 	}
 	if nbf != nil && nbf.After(now) {
-		return identity{}, refuse(CodeInvalidAuthorization, MsgNotYetValid)
+		return identity{}, refuseGeneric(ReasonNotYetValid)
 	}
 	exp, err := claims.GetExpirationTime()
 	if err != nil || exp == nil {
@@ -88,7 +101,18 @@ func (c *Config) checkToken(tok string, now time.Time) (identity, *loginError) {
 	if oid == "" {
 		return identity{}, refuse(CodeInvalidAuthorization, MsgInvalidFormat)
 	}
-	return identity{oid: oid, kind: principalKind(claims)}, nil
+	return identity{oid: oid, kind: principalKind(claims), mfa: hasMFA(claims)}, nil
+}
+
+// hasMFA reports whether the token's amr (authentication methods) lists "mfa".
+func hasMFA(claims jwt.MapClaims) bool {
+	amr, _ := claims["amr"].([]any)
+	for _, m := range amr {
+		if s, _ := m.(string); s == "mfa" {
+			return true
+		}
+	}
+	return false
 }
 
 // principalKind maps the token to a registry principal type. idtyp ("user"/"app") is

@@ -11,7 +11,7 @@ import (
 func TestCheckToken(t *testing.T) {
 	good, forger := keys(t)
 	now := time.Now()
-	cfg := Config{TenantID: testTenant, Issuer: testIssuer, Audiences: []string{testAudience, "https://other-aud"}, Keys: testKeys}
+	cfg := Config{TenantID: testTenant, Issuer: testIssuer, Audiences: []string{testAudience, "https://other-aud"}, Resource: testAudience, Keys: testKeys}
 	const oid = "0b6c1a2e-0000-0000-0000-9a1f3c2d4e5f"
 	user := userClaims(oid, "carol@contoso.com", now)
 	app := appClaims(oid, now)
@@ -41,18 +41,18 @@ func TestCheckToken(t *testing.T) {
 		{"not a JWT", "hunter2", MsgInvalidFormat, ""},
 		{"two segments", "a.b", MsgInvalidFormat, ""},
 		{"garbage base64", "!!!.???.***", MsgInvalidFormat, ""},
-		{"forged signature", mint(t, forger, testKID, user), MsgInvalidSignature, ""},
-		{"truncated signature", valid[:len(valid)-8], MsgInvalidSignature, ""},
-		{"unknown kid", mint(t, good, "other-kid", user), MsgInvalidSignature, ""},
-		{"no kid", noKID, MsgInvalidSignature, ""},
-		{"HS256", hs256, MsgInvalidSignature, ""},
-		{"management audience", mint(t, good, testKID, with(user, jwt.MapClaims{"aud": "https://management.azure.com/"})), MsgInvalidAudience, ""},
-		{"no audience", mint(t, good, testKID, with(user, jwt.MapClaims{"aud": nil})), MsgInvalidAudience, ""},
-		{"numeric audience", mint(t, good, testKID, with(user, jwt.MapClaims{"aud": 5})), MsgInvalidAudience, ""},
+		{"forged signature", mint(t, forger, testKID, user), generic(ReasonSignature), ""},
+		{"truncated signature", valid[:len(valid)-8], generic(ReasonSignature), ""},
+		{"unknown kid", mint(t, good, "other-kid", user), generic(ReasonSignature), ""},
+		{"no kid", noKID, generic(ReasonSignature), ""},
+		{"HS256", hs256, generic(ReasonSignature), ""},
+		{"management audience", mint(t, good, testKID, with(user, jwt.MapClaims{"aud": "https://management.azure.com/"})), MsgInvalidAudience(testAudience), ""},
+		{"no audience", mint(t, good, testKID, with(user, jwt.MapClaims{"aud": nil})), MsgInvalidAudience(testAudience), ""},
+		{"numeric audience", mint(t, good, testKID, with(user, jwt.MapClaims{"aud": 5})), MsgInvalidAudience(testAudience), ""},
 		{"audience list with a number", mint(t, good, testKID, with(user, jwt.MapClaims{"aud": []any{testAudience, 5}})), MsgInvalidFormat, ""},
-		{"v2 issuer", mint(t, good, testKID, with(user, jwt.MapClaims{"iss": "https://login.microsoftonline.com/" + testTenant + "/v2.0"})), MsgInvalidIssuer, ""},
-		{"other tenant", mint(t, good, testKID, with(user, jwt.MapClaims{"tid": "00000000-0000-0000-0000-000000000000"})), MsgInvalidTenant, ""},
-		{"nbf in the future", mint(t, good, testKID, with(user, jwt.MapClaims{"nbf": now.Add(time.Minute).Unix()})), MsgNotYetValid, ""},
+		{"v2 issuer", mint(t, good, testKID, with(user, jwt.MapClaims{"iss": "https://login.microsoftonline.com/" + testTenant + "/v2.0"})), generic(ReasonIssuer), ""},
+		{"other tenant", mint(t, good, testKID, with(user, jwt.MapClaims{"tid": "00000000-0000-0000-0000-000000000000"})), generic(ReasonTenant), ""},
+		{"nbf in the future", mint(t, good, testKID, with(user, jwt.MapClaims{"nbf": now.Add(time.Minute).Unix()})), generic(ReasonNotYetValid), ""},
 		{"expired", mint(t, good, testKID, with(user, jwt.MapClaims{"exp": now.Add(-time.Second).Unix()})), MsgTokenExpired, ""},
 		{"no exp", mint(t, good, testKID, with(user, jwt.MapClaims{"exp": nil})), MsgInvalidFormat, ""},
 		{"string exp", mint(t, good, testKID, with(user, jwt.MapClaims{"exp": "tomorrow"})), MsgInvalidFormat, ""},
@@ -73,8 +73,8 @@ func TestCheckToken(t *testing.T) {
 			if lerr == nil {
 				t.Fatalf("checkToken accepted the token, want %q", tc.wantMsg)
 			}
-			if lerr.msg != tc.wantMsg || lerr.code != CodeInvalidAuthorization {
-				t.Fatalf("refusal = %s %q, want %s %q", lerr.code, lerr.msg, CodeInvalidAuthorization, tc.wantMsg)
+			if got := refusalText(lerr); got != tc.wantMsg || lerr.code != CodeInvalidAuthorization {
+				t.Fatalf("refusal = %s %q, want %s %q", lerr.code, got, CodeInvalidAuthorization, tc.wantMsg)
 			}
 			if tc.token != "" && len(tc.token) > 10 && strings.Contains(lerr.Error(), tc.token) {
 				t.Fatal("refusal contains the token")
@@ -87,14 +87,14 @@ func TestCheckTokenClock(t *testing.T) {
 	good, _ := keys(t)
 	issued := time.Now()
 	tok := mint(t, good, testKID, userClaims("oid-1", "u@contoso.com", issued))
-	cfg := Config{TenantID: testTenant, Issuer: testIssuer, Audiences: []string{testAudience}, Keys: testKeys}
+	cfg := Config{TenantID: testTenant, Issuer: testIssuer, Audiences: []string{testAudience}, Resource: testAudience, Keys: testKeys}
 	for _, tc := range []struct {
 		name string
 		now  time.Time
 		want string
 	}{
 		{"server clock 2h ahead", issued.Add(2 * time.Hour), MsgTokenExpired},
-		{"server clock 10m behind", issued.Add(-10 * time.Minute), MsgNotYetValid},
+		{"server clock 10m behind", issued.Add(-10 * time.Minute), generic(ReasonNotYetValid)},
 		{"exactly at exp", issued.Add(time.Hour), MsgTokenExpired},
 		{"in window", issued.Add(30 * time.Minute), ""},
 	} {
@@ -102,7 +102,7 @@ func TestCheckTokenClock(t *testing.T) {
 			_, lerr := cfg.checkToken(tok, tc.now.Truncate(time.Second))
 			got := ""
 			if lerr != nil {
-				got = lerr.msg
+				got = refusalText(lerr)
 			}
 			if got != tc.want {
 				t.Fatalf("refusal %q, want %q", got, tc.want)
@@ -125,4 +125,15 @@ func TestConfigValidation(t *testing.T) {
 	if _, err := c.withDefaults(); err == nil || !strings.Contains(err.Error(), "RequireTLS needs TLS") {
 		t.Fatalf("RequireTLS without TLS: error %v", err)
 	}
+}
+
+// generic is how refusalText shows Azure's generic refusal for reason.
+func generic(reason string) string { return MsgValidationFailed + " (" + reason + ")" }
+
+// refusalText is the message sent, followed by the emulator's reason when there is one.
+func refusalText(e *loginError) string {
+	if e.reason != "" {
+		return e.msg + " (" + e.reason + ")"
+	}
+	return e.msg
 }
