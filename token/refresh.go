@@ -2,7 +2,6 @@ package token
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -52,60 +51,44 @@ func (c *Cache) Refresh(ctx context.Context, refused string) (azcore.AccessToken
 			return azcore.AccessToken{}, c.ctxError(err)
 		}
 		c.mu.Lock()
-		if c.closed {
+		if err := c.enterLocked(); err != nil {
 			c.mu.Unlock()
-			return azcore.AccessToken{}, ErrClosed
+			return azcore.AccessToken{}, err
 		}
-		if c.cred == nil {
-			c.mu.Unlock()
-			return azcore.AccessToken{}, fmt.Errorf("pgentra: token cache for scope %q has no credential", c.scope)
-		}
-		now := c.opts.clock.Now()
+		now := c.now()
+		reaped := c.reapLocked(now)
 		e := c.cur.Load()
 		if e != nil && e.tok.Token != refused && now.Before(e.expireAt) {
 			c.mu.Unlock()
+			c.emitPtr(reaped)
 			return e.tok, nil
 		}
-		var dropped *entry
+		var dropped *Event
 		if e != nil && e.tok.Token == refused && c.cur.CompareAndSwap(e, nil) {
-			dropped = e
+			dropped = &Event{Kind: Invalidated, ExpiresOn: e.tok.ExpiresOn}
 		}
-		f := c.inflight
-		if f != nil && !f.bypass {
+		if f := c.inflight; f != nil && !f.bypass {
 			// A plain fetch may bring the refused token back from the credential's
 			// cache: wait for it, and ask again bypassing the cache if it does.
 			c.mu.Unlock()
-			if dropped != nil {
-				c.emit(Event{Kind: Invalidated, ExpiresOn: dropped.tok.ExpiresOn})
-			}
+			c.emitPtr(reaped)
+			c.emitPtr(dropped)
 			tok, _, err := c.wait(ctx, f)
 			if err != nil || tok.Token != refused {
 				return tok, err
 			}
 			continue
 		}
-		started := false
-		if f == nil {
-			if c.lastErr != nil && now.Before(c.retryAt) {
-				err, wait := c.lastErr, c.retryAt.Sub(now)
-				c.mu.Unlock()
-				if dropped != nil {
-					c.emit(Event{Kind: Invalidated, ExpiresOn: dropped.tok.ExpiresOn})
-				}
-				c.emit(Event{Kind: BackoffWait, Err: err})
-				return azcore.AccessToken{}, fmt.Errorf("%w (next attempt in %s)", err, wait.Round(time.Millisecond))
-			}
-			f = c.startLocked(false)
-			f.bypass = true
-			started = true
-		}
+		f, started, err := c.flightLocked(now, true)
 		c.mu.Unlock()
-		if dropped != nil {
-			c.emit(Event{Kind: Invalidated, ExpiresOn: dropped.tok.ExpiresOn})
+		c.emitPtr(reaped)
+		c.emitPtr(dropped)
+		if err != nil {
+			c.emit(Event{Kind: BackoffWait, Err: err})
+			return azcore.AccessToken{}, err
 		}
 		if started {
-			c.emit(Event{Kind: FetchStart})
-			go c.fetch(f)
+			c.launch(f, Event{Kind: FetchStart})
 		}
 		tok, _, err := c.wait(ctx, f)
 		return tok, err
