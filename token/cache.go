@@ -96,7 +96,7 @@ type flight struct {
 	ctx      context.Context    // the call's: the cache's bounded by the fetch timeout; set at launch
 	cancel   context.CancelFunc //
 	finished bool               // tok and err are set and done is (or is about to be) closed
-	hung     bool // abandoned after the fetch timeout while GetToken still ran
+	hung     bool               // abandoned after the fetch timeout while GetToken still ran
 	tok      azcore.AccessToken
 	err      error
 }
