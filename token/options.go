@@ -15,9 +15,10 @@ const (
 	DefaultFetchTimeout = 2 * time.Minute
 	// DefaultBackoffInitial is the first pause after a failed fetch.
 	DefaultBackoffInitial = time.Second
-	// DefaultBackoffMax is the longest pause between failed fetches: a minute, as
-	// IMDS asks of throttled clients. A Retry-After from the identity endpoint can
-	// lengthen a pause beyond it (see [ThrottledError]).
+	// DefaultBackoffMax is the longest pause between failed fetches: a minute, so
+	// that a failing or overloaded identity endpoint (IMDS serves every pod of a
+	// node) is asked at most about once a minute per process. A Retry-After from the
+	// endpoint can lengthen a pause beyond it (see [ThrottledError]).
 	DefaultBackoffMax = 60 * time.Second
 )
 
