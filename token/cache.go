@@ -39,7 +39,10 @@ func (s Source) String() string {
 	return fmt.Sprintf("Source(%d)", int(s))
 }
 
-// entry is an immutable cached token with its precomputed deadlines.
+// entry is an immutable cached token with its precomputed deadlines. Every time in it is
+// a wall-clock reading (no monotonic part), so that comparisons with the clock's Now use
+// the wall clock: the monotonic clock stops while a machine sleeps, and a token's expiry
+// is a wall-clock instant.
 type entry struct {
 	tok azcore.AccessToken
 	// refreshAt: from here a background refresh is due (the token is still served).
@@ -49,7 +52,7 @@ type entry struct {
 }
 
 // newEntry computes the deadlines of tok obtained at now (DESIGN §7). The caller
-// guarantees tok.ExpiresOn is after now.
+// guarantees tok.ExpiresOn is after now; now and tok's times carry no monotonic reading.
 func newEntry(tok azcore.AccessToken, now time.Time, margin time.Duration) *entry {
 	life := tok.ExpiresOn.Sub(now)
 	expireAt := tok.ExpiresOn.Add(-min(10*time.Second, life/4))
@@ -70,13 +73,40 @@ func newEntry(tok azcore.AccessToken, now time.Time, margin time.Duration) *entr
 	return &entry{tok: tok, refreshAt: refreshAt, expireAt: expireAt}
 }
 
-// flight is one GetToken call; its result fields are written before done is closed.
+// wallClock strips the monotonic reading of tok's times: a credential that computes
+// ExpiresOn as time.Now().Add(expires_in) (MSAL does) hands out a monotonic reading
+// that would make a comparison after a sleep or hibernation ignore the time asleep.
+func wallClock(tok azcore.AccessToken) azcore.AccessToken {
+	tok.ExpiresOn = tok.ExpiresOn.Round(0)
+	tok.RefreshOn = tok.RefreshOn.Round(0)
+	return tok
+}
+
+// flight is one GetToken call. done is closed once the flight is finished: by the
+// goroutine that called the credential when it returns, or — when the credential
+// outlives the fetch timeout — by the first caller that notices (the call is then
+// abandoned, and its late result used only if newer), or by Close.
 type flight struct {
 	done       chan struct{}
 	background bool
-	tok        azcore.AccessToken
-	err        error
+	bypass     bool // asks the credential to skip its own cache (Refresh)
+
+	// Under Cache.mu.
+	launched bool               // run was started (or, after Close, never will be)
+	ctx      context.Context    // the call's: the cache's bounded by the fetch timeout; set at launch
+	cancel   context.CancelFunc //
+	finished bool               // tok and err are set and done is (or is about to be) closed
+	hung     bool               // abandoned after the fetch timeout while GetToken still ran
+	tok      azcore.AccessToken
+	err      error
 }
+
+// maxCalls is how many GetToken calls may run at once: one that outlived the fetch
+// timeout and one new one. Two hung calls stop fetching until one returns.
+const maxCalls = 2
+
+// closeGrace is how long Close waits for a GetToken call it has just cancelled.
+var closeGrace = 500 * time.Millisecond
 
 // Cache holds one token for one (credential, scope) pair and refreshes it, so that every
 // new database connection gets a valid token without calling the credential each time.
@@ -91,17 +121,19 @@ type Cache struct {
 	scope string
 	opts  options
 
-	ctx       context.Context // the fetches' parent; cancelled by Close
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup // fetch goroutines
-	closeOnce sync.Once
+	ctx    context.Context // the fetches' parent; cancelled by Close
+	cancel context.CancelFunc
 
 	mu          sync.Mutex
+	cond        sync.Cond // on mu: Close waits on it for the goroutines below
 	closed      bool
 	inflight    *flight
 	lastErr     error     // of the last failed fetch, until a success
-	retryAt     time.Time // no fetch before this (back-off)
+	retryAt     time.Time // no fetch before this (back-off); wall clock
 	nextBackoff time.Duration
+	running     int // goroutines started by the cache that have not ended
+	inHandler   int // of those, ones running (or about to run) an event handler
+	hung        int // of those, ones in a GetToken call abandoned after the fetch timeout
 
 	waiting atomic.Int64 // callers blocked on a flight; read by tests
 }
@@ -120,7 +152,7 @@ func NewCache(cred azcore.TokenCredential, scope string, opts ...Option) *Cache 
 		scope = ScopePublic
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Cache{
+	c := &Cache{
 		cred:        cred,
 		scope:       scope,
 		opts:        o,
@@ -128,6 +160,8 @@ func NewCache(cred azcore.TokenCredential, scope string, opts ...Option) *Cache 
 		cancel:      cancel,
 		nextBackoff: o.backoffInitial,
 	}
+	c.cond.L = &c.mu
+	return c
 }
 
 // Scope returns the scope the cache requests tokens for.
@@ -143,15 +177,20 @@ func (c *Cache) Token(ctx context.Context) (azcore.AccessToken, error) {
 // Acquire returns a valid token and where it came from. The driver uses the [Source] to
 // decide whether a login failure is worth one retry: only a token that came [FromCache]
 // can be stale (revoked, or rejected by a server whose clock differs), so only then is
-// it worth [Cache.Invalidate] and another Acquire.
+// it worth [Cache.Refresh] and another login.
 //
 // A cached token before its refresh point is returned at once, lock-free and without
 // allocating. Past the refresh point it is still returned while one background refresh
 // runs. Without a usable token the caller waits for the single fetch in progress, which
 // runs on the cache's own context bounded by the fetch timeout: when ctx ends first,
 // the caller gets an error wrapping ctx.Err() while the fetch goes on for the others.
-// After a failed fetch and without a usable token, callers get the last error at once
-// until the back-off pause ends. The Source is meaningful only when err is nil.
+// A fetch still running after the fetch timeout (a credential that ignores its context)
+// fails its waiters with a timeout error and is abandoned: a later call starts a new
+// one. After a failed fetch and without a usable token, callers get the last error at
+// once until the back-off pause ends. The Source is meaningful only when err is nil.
+//
+// Times are compared on the wall clock, so after a sleep or hibernation longer than the
+// token's life Acquire fetches a new token rather than returning the expired one.
 func (c *Cache) Acquire(ctx context.Context) (azcore.AccessToken, Source, error) {
 	if e := c.cur.Load(); e != nil && c.opts.clock.Now().Before(e.refreshAt) {
 		if c.opts.onEvent != nil {
@@ -162,6 +201,20 @@ func (c *Cache) Acquire(ctx context.Context) (azcore.AccessToken, Source, error)
 	return c.acquireSlow(ctx)
 }
 
+// now is the clock's reading without its monotonic part (see entry).
+func (c *Cache) now() time.Time { return c.opts.clock.Now().Round(0) }
+
+// enterLocked checks what every slow path checks first; c.mu must be held.
+func (c *Cache) enterLocked() error {
+	if c.closed {
+		return ErrClosed
+	}
+	if c.cred == nil {
+		return fmt.Errorf("pgentra: token cache for scope %q has no credential", c.scope)
+	}
+	return nil
+}
+
 func (c *Cache) acquireSlow(ctx context.Context) (azcore.AccessToken, Source, error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -170,75 +223,167 @@ func (c *Cache) acquireSlow(ctx context.Context) (azcore.AccessToken, Source, er
 		return azcore.AccessToken{}, FromCache, c.ctxError(err)
 	}
 	c.mu.Lock()
-	if c.closed {
+	if err := c.enterLocked(); err != nil {
 		c.mu.Unlock()
-		return azcore.AccessToken{}, FromCache, ErrClosed
+		return azcore.AccessToken{}, FromCache, err
 	}
-	if c.cred == nil {
-		c.mu.Unlock()
-		return azcore.AccessToken{}, FromCache, fmt.Errorf("pgentra: token cache for scope %q has no credential", c.scope)
-	}
-	now := c.opts.clock.Now()
+	now := c.now()
+	reaped := c.reapLocked(now)
 	e := c.cur.Load()
 	if e != nil && now.Before(e.expireAt) {
 		// Fresh (another caller refreshed meanwhile) or stale-but-valid.
 		var f *flight
-		if !now.Before(e.refreshAt) && c.inflight == nil && !now.Before(c.retryAt) {
-			f = c.startLocked(true)
+		if !now.Before(e.refreshAt) && c.inflight == nil && !now.Before(c.retryAt) && c.hung < maxCalls {
+			f = c.startLocked(true, false)
 		}
 		c.mu.Unlock()
+		c.emitPtr(reaped)
 		if f != nil {
-			c.emit(Event{Kind: RefreshStart, ExpiresOn: e.tok.ExpiresOn, Background: true})
-			go c.fetch(f)
+			c.launch(f, Event{Kind: RefreshStart, ExpiresOn: e.tok.ExpiresOn, Background: true})
 		}
 		c.emit(Event{Kind: CacheHit, ExpiresOn: e.tok.ExpiresOn})
 		return e.tok, FromCache, nil
 	}
-	// No usable token: join the fetch in progress, start one, or refuse during back-off.
-	f := c.inflight
-	started := false
-	if f == nil {
-		if c.lastErr != nil && now.Before(c.retryAt) {
-			err, wait := c.lastErr, c.retryAt.Sub(now)
-			c.mu.Unlock()
-			c.emit(Event{Kind: BackoffWait, Err: err})
-			return azcore.AccessToken{}, FromCache,
-				fmt.Errorf("%w (next attempt in %s)", err, wait.Round(time.Millisecond))
-		}
-		f = c.startLocked(false)
-		started = true
-	}
+	// No usable token: join the fetch in progress, start one, or refuse.
+	f, started, err := c.flightLocked(now, false)
 	c.mu.Unlock()
+	c.emitPtr(reaped)
+	if err != nil {
+		c.emit(Event{Kind: BackoffWait, Err: err})
+		return azcore.AccessToken{}, FromCache, err
+	}
 	c.emit(Event{Kind: CacheMiss})
 	if started {
-		c.emit(Event{Kind: FetchStart})
-		go c.fetch(f)
+		c.launch(f, Event{Kind: FetchStart})
 	}
 	return c.wait(ctx, f)
 }
 
-// startLocked registers a new flight; c.mu must be held and c.closed false, so that
-// wg.Add never races with Close's wg.Wait.
-func (c *Cache) startLocked(background bool) *flight {
-	f := &flight{done: make(chan struct{}), background: background}
+// flightLocked returns the flight in progress, or starts one (started), or returns the
+// error to give callers at once: during a back-off pause, and while maxCalls GetToken
+// calls hang. c.mu must be held.
+func (c *Cache) flightLocked(now time.Time, bypass bool) (f *flight, started bool, err error) {
+	if c.inflight != nil {
+		return c.inflight, false, nil
+	}
+	if c.lastErr != nil && now.Before(c.retryAt) {
+		return nil, false, fmt.Errorf("%w (next attempt in %s)", c.lastErr, c.retryAt.Sub(now).Round(time.Millisecond))
+	}
+	if c.hung >= maxCalls {
+		err := fmt.Errorf("pgentra: acquiring token for scope %q: %d calls to the credential have not returned after the fetch timeout of %s; no new call until one does",
+			c.scope, c.hung, c.opts.fetchTimeout)
+		if c.lastErr != nil {
+			err = fmt.Errorf("%w: %w", err, c.lastErr)
+		}
+		return nil, false, err
+	}
+	return c.startLocked(false, bypass), true, nil
+}
+
+// startLocked registers a new flight; c.mu must be held and c.closed false. The caller
+// must then call launch.
+func (c *Cache) startLocked(background, bypass bool) *flight {
+	f := &flight{done: make(chan struct{}), background: background, bypass: bypass}
 	c.inflight = f
-	c.wg.Add(1)
 	return f
 }
 
+// launch emits f's start event and starts its goroutine. The event comes first, so that
+// events are in order; a handler of it that waits for f (Token, say) starts the
+// goroutine itself, in wait.
+func (c *Cache) launch(f *flight, start Event) {
+	defer c.ensureLaunched(f)
+	c.emit(start)
+}
+
+// ensureLaunched starts f's goroutine unless it runs already or the cache was closed
+// before it could start.
+func (c *Cache) ensureLaunched(f *flight) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.launched {
+		return
+	}
+	f.launched = true
+	if f.finished { // by Close
+		return
+	}
+	f.ctx, f.cancel = context.WithTimeout(c.ctx, c.opts.fetchTimeout)
+	c.running++
+	go c.run(f)
+}
+
 func (c *Cache) wait(ctx context.Context, f *flight) (azcore.AccessToken, Source, error) {
+	c.ensureLaunched(f)
+	c.mu.Lock()
+	fctx := f.ctx // nil when Close finished f before it started
+	c.mu.Unlock()
+	var timedOut <-chan struct{}
+	if fctx != nil {
+		timedOut = fctx.Done()
+	}
 	c.waiting.Add(1)
 	defer c.waiting.Add(-1)
 	select {
 	case <-f.done:
-		if f.err != nil {
-			return azcore.AccessToken{}, FromCache, f.err
-		}
-		return f.tok, Fetched, nil
 	case <-ctx.Done():
 		return azcore.AccessToken{}, FromCache, c.ctxError(ctx.Err())
-	case <-c.ctx.Done():
-		return azcore.AccessToken{}, FromCache, ErrClosed
+	case <-timedOut:
+		// The fetch timed out (or Close cancelled it): if the credential has not
+		// returned yet, abandon its call.
+		c.mu.Lock()
+		var reaped *Event
+		if !f.finished {
+			reaped = c.abandonLocked(f, c.now())
+		}
+		c.mu.Unlock()
+		c.emitPtr(reaped)
+		<-f.done
+	}
+	if f.err != nil {
+		return azcore.AccessToken{}, FromCache, f.err
+	}
+	return f.tok, Fetched, nil
+}
+
+// reapLocked abandons the flight in progress if it is past its fetch timeout; it
+// returns the event to emit once c.mu is released.
+func (c *Cache) reapLocked(now time.Time) *Event {
+	if f := c.inflight; f != nil && !f.finished && f.ctx != nil && f.ctx.Err() != nil {
+		return c.abandonLocked(f, now)
+	}
+	return nil
+}
+
+// abandonLocked finishes f, whose GetToken call has not returned by its fetch timeout
+// (or by Close), with a timeout error for its waiters. The call goes on; its goroutine
+// uses a late token only if it is newer than the cached one.
+func (c *Cache) abandonLocked(f *flight, now time.Time) *Event {
+	var err error
+	if c.closed || c.ctx.Err() != nil {
+		err = ErrClosed
+	} else {
+		err = c.failLocked(fmt.Errorf("pgentra: acquiring token for scope %q: no token within the fetch timeout of %s (the call has not returned and is abandoned): %w",
+			c.scope, c.opts.fetchTimeout, f.ctx.Err()), now)
+		f.hung = true
+		c.hung++
+		c.cond.Broadcast()
+	}
+	c.finishLocked(f, azcore.AccessToken{}, err, true)
+	if err == ErrClosed {
+		return nil
+	}
+	return &Event{Kind: FetchFailed, Latency: c.opts.fetchTimeout, Err: err, Background: f.background}
+}
+
+// finishLocked sets f's result and, if wake, wakes its waiters.
+func (c *Cache) finishLocked(f *flight, tok azcore.AccessToken, err error, wake bool) {
+	if c.inflight == f {
+		c.inflight = nil
+	}
+	f.tok, f.err, f.finished = tok, err, true
+	if wake {
+		close(f.done)
 	}
 }
 
@@ -246,59 +391,102 @@ func (c *Cache) ctxError(err error) error {
 	return fmt.Errorf("pgentra: waiting for a token for scope %q: %w", c.scope, err)
 }
 
-// fetch runs one GetToken call for f, stores the outcome and wakes f's waiters.
-func (c *Cache) fetch(f *flight) {
-	defer c.wg.Done()
+// run makes f's GetToken call, stores the outcome and wakes f's waiters — unless f was
+// abandoned meanwhile, in which case a late token replaces the cached one only if it
+// expires later.
+func (c *Cache) run(f *flight) {
 	var (
 		tok     azcore.AccessToken
 		err     error
 		latency time.Duration
 	)
-	if c.ctx.Err() != nil {
+	if f.ctx.Err() != nil {
 		err = ErrClosed
+		if c.ctx.Err() == nil {
+			err = fmt.Errorf("pgentra: acquiring token for scope %q: no token within the fetch timeout of %s: %w", c.scope, c.opts.fetchTimeout, f.ctx.Err())
+		}
 	} else {
 		start := time.Now()
-		tok, err = c.getToken()
+		tok, err = c.getToken(f)
 		latency = time.Since(start)
 	}
-	now := c.opts.clock.Now()
+	now := c.now()
 	if err == nil {
+		tok = wallClock(tok)
 		err = c.checkToken(tok, now)
 	}
 
-	var backoff time.Duration
+	var ev *Event
+	wake := false // f's waiters are ours to wake
 	c.mu.Lock()
-	if c.closed {
-		err = ErrClosed // never store a token after Close
-	}
-	if err == nil {
-		c.cur.Store(newEntry(tok, now, c.opts.margin))
-		c.lastErr, c.retryAt, c.nextBackoff = nil, time.Time{}, c.opts.backoffInitial
-	} else if err != ErrClosed {
-		backoff = jitter(c.nextBackoff)
-		c.lastErr, c.retryAt = err, now.Add(backoff)
-		c.nextBackoff = min(2*c.nextBackoff, c.opts.backoffMax)
-	}
-	c.inflight = nil
-	c.mu.Unlock()
-
-	if err == nil {
-		f.tok = tok
-		c.emit(Event{Kind: FetchEnd, Latency: latency, ExpiresOn: tok.ExpiresOn, Background: f.background})
+	if !f.finished {
+		if c.closed {
+			err = ErrClosed // never store a token after Close
+		}
+		switch {
+		case err == nil:
+			c.storeLocked(tok, now)
+			ev = &Event{Kind: FetchEnd, Latency: latency, ExpiresOn: tok.ExpiresOn, Background: f.background}
+		case err != ErrClosed:
+			err = c.failLocked(err, now)
+			ev = &Event{Kind: FetchFailed, Latency: latency, Err: err, Background: f.background}
+		}
+		if err != nil {
+			tok = azcore.AccessToken{}
+		}
+		c.finishLocked(f, tok, err, false)
+		wake = true
 	} else {
-		f.err = err
-		if err != ErrClosed {
-			c.emit(Event{Kind: FetchFailed, Latency: latency, Err: err, Background: f.background})
+		// Abandoned: a late token is used only if it is newer than the cached one.
+		if f.hung {
+			c.hung--
+		}
+		if cur := c.cur.Load(); err == nil && !c.closed && (cur == nil || tok.ExpiresOn.After(cur.tok.ExpiresOn)) {
+			c.storeLocked(tok, now)
+			ev = &Event{Kind: FetchEnd, Latency: latency, ExpiresOn: tok.ExpiresOn, Background: true}
 		}
 	}
-	close(f.done)
+	c.inHandler++
+	c.cond.Broadcast()
+	c.mu.Unlock()
+
+	c.emitPtr(ev) // before waking the waiters, so that they see it first
+	if wake {
+		close(f.done)
+	}
+	f.cancel()
+
+	c.mu.Lock()
+	c.inHandler--
+	c.running--
+	c.cond.Broadcast()
+	c.mu.Unlock()
 }
 
-// getToken calls the credential on the cache's context bounded by the fetch timeout and
-// turns its failures, including a panic, into the cache's error.
-func (c *Cache) getToken() (tok azcore.AccessToken, err error) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.fetchTimeout)
-	defer cancel()
+// storeLocked caches tok obtained at now and ends any back-off.
+func (c *Cache) storeLocked(tok azcore.AccessToken, now time.Time) {
+	c.cur.Store(newEntry(tok, now, c.opts.margin))
+	c.lastErr, c.retryAt, c.nextBackoff = nil, time.Time{}, c.opts.backoffInitial
+}
+
+// failLocked records a failed fetch and schedules the next attempt after the back-off,
+// or after the wait an identity endpoint asked for with Retry-After if that is longer.
+// It returns the error to give callers: err, annotated when throttled.
+func (c *Cache) failLocked(err error, now time.Time) error {
+	pause := jitter(c.nextBackoff)
+	if te, ok := throttled(err, now); ok {
+		err = te
+		pause = max(pause, spread(te.RetryAfter))
+	}
+	c.lastErr, c.retryAt = err, now.Add(pause)
+	c.nextBackoff = min(2*c.nextBackoff, c.opts.backoffMax)
+	return err
+}
+
+// getToken calls the credential on f's context (the cache's, bounded by the fetch
+// timeout) and turns its failures, including a panic, into the cache's error.
+func (c *Cache) getToken(f *flight) (tok azcore.AccessToken, err error) {
+	ctx := f.ctx
 	defer func() {
 		if p := recover(); p != nil {
 			tok, err = azcore.AccessToken{}, fmt.Errorf("pgentra: acquiring token for scope %q: credential panicked: %v", c.scope, p)
@@ -306,7 +494,19 @@ func (c *Cache) getToken() (tok azcore.AccessToken, err error) {
 	}()
 	tro := c.opts.tro
 	tro.Scopes = []string{c.scope} // fresh slice: a credential may keep or modify it
-	tok, err = c.cred.GetToken(ctx, tro)
+	if f.bypass && tro.Claims == "" && honoursClaims(c.cred) {
+		tro.Claims = bypassClaims(c.now())
+		tok, err = c.cred.GetToken(ctx, tro)
+		if err != nil && ctx.Err() == nil && mentionsClaims(err) {
+			// A chain (DefaultAzureCredential) that settled on a CLI credential refuses
+			// claims outright: ask once more without them.
+			tro.Claims = ""
+			tro.Scopes = []string{c.scope}
+			tok, err = c.cred.GetToken(ctx, tro)
+		}
+	} else {
+		tok, err = c.cred.GetToken(ctx, tro)
+	}
 	switch {
 	case err == nil:
 		return tok, nil
@@ -341,10 +541,20 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d-d/2+1)
 }
 
+// spread spreads a wait an endpoint asked for over [d, 1.25 d]: never shorter, and
+// processes throttled together do not come back together.
+func spread(d time.Duration) time.Duration {
+	if d < 4 {
+		return d
+	}
+	return d + rand.N(d/4+1)
+}
+
 // Invalidate drops the cached token if it is still the current one, so that the next
-// call fetches a new token. The driver calls it with the token a login was refused with;
-// when a newer token has been cached meanwhile, nothing happens, so a slow retry never
-// throws away a good token.
+// call fetches a new token. When a newer token has been cached meanwhile, nothing
+// happens, so a slow retry never throws away a good token. After a login refused with a
+// cached token, prefer [Cache.Refresh]: the credential may hand the dropped token back
+// from its own cache.
 func (c *Cache) Invalidate(token string) {
 	e := c.cur.Load()
 	if e == nil || token == "" || e.tok.Token != token {
@@ -356,18 +566,40 @@ func (c *Cache) Invalidate(token string) {
 }
 
 // Close stops the cache: it drops the token, cancels a fetch in progress (its waiters
-// get [ErrClosed]) and waits for the fetch goroutine to return, so no goroutine of the
-// cache outlives Close. A credential that ignores its context delays Close until it
-// returns (azidentity credentials honour it). Close is idempotent and always returns nil.
+// get [ErrClosed]) and waits for the cache's goroutines to end, so that no goroutine of
+// the cache outlives Close, with two exceptions that Close cannot help. A credential
+// that ignores its context cannot be stopped: Close waits for a call it has just
+// cancelled for at most half a second, and not at all for a call already abandoned
+// after the fetch timeout; such a call's goroutine ends when the credential returns,
+// without touching the cache. And Close does not wait for an event handler that is
+// running on a cache goroutine (it may be the caller of Close); that goroutine ends when
+// the handler returns. Close may be called from an event handler. It is idempotent and
+// always returns nil.
 func (c *Cache) Close() error {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
 		c.closed = true
 		c.cur.Store(nil)
-		c.mu.Unlock()
+		if f := c.inflight; f != nil && !f.finished {
+			c.finishLocked(f, azcore.AccessToken{}, ErrClosed, true)
+		}
 		c.cancel()
+	}
+	if c.running-c.inHandler-c.hung <= 0 {
+		return nil
+	}
+	over := false
+	t := time.AfterFunc(closeGrace, func() {
+		c.mu.Lock()
+		over = true
+		c.cond.Broadcast()
+		c.mu.Unlock()
 	})
-	c.wg.Wait()
+	defer t.Stop()
+	for c.running-c.inHandler-c.hung > 0 && !over {
+		c.cond.Wait()
+	}
 	return nil
 }
 
@@ -375,5 +607,11 @@ func (c *Cache) emit(ev Event) {
 	if c.opts.onEvent != nil {
 		ev.Scope = c.scope
 		c.opts.onEvent(ev)
+	}
+}
+
+func (c *Cache) emitPtr(ev *Event) {
+	if ev != nil {
+		c.emit(*ev)
 	}
 }

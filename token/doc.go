@@ -10,9 +10,26 @@
 // callers wait, and then all of them wait for a single GetToken call, which runs on the
 // cache's own context with its own timeout, so one caller's cancelled context never
 // fails the others. After a failure the cache pauses with a jittered back-off instead of
-// calling the identity endpoint once per connection attempt. [Cache.Invalidate] drops a
-// token the server refused. Events ([WithEventHandler]) report hits, misses, fetches,
-// failures and refreshes, never the token itself.
+// calling the identity endpoint once per connection attempt. Events ([WithEventHandler])
+// report hits, misses, fetches, failures and refreshes, never the token itself.
+//
+// After a server refuses a cached token, [Cache.Refresh] gets a new one, asking the
+// credential to bypass its own cache (MSAL keeps managed identity and service principal
+// tokens for up to 24 hours); [Cache.Invalidate] only drops the cached one.
+//
+// # What deployments do to it
+//
+//   - Sleep and resume: every deadline is compared on the wall clock, so a laptop or VM
+//     that slept longer than a token lives fetches a new one on waking instead of
+//     serving the expired one (Go's monotonic clock stops during a suspend).
+//   - A credential that ignores its context (a token file on a hung mount, a stuck
+//     assertion callback): its call is abandoned after the fetch timeout
+//     ([WithFetchTimeout]) and the next caller starts another; at most two calls run
+//     at once. Close cannot stop such a call; it does not wait for it.
+//   - Throttling: a 429 or 503 with Retry-After from the identity endpoint is honoured
+//     (azcore's retries give up on waits beyond 25 s), spread a little so that pods on
+//     one node do not return together; callers get a [ThrottledError] that names the
+//     wait.
 //
 // # Why it exists
 //

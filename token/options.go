@@ -15,8 +15,11 @@ const (
 	DefaultFetchTimeout = 2 * time.Minute
 	// DefaultBackoffInitial is the first pause after a failed fetch.
 	DefaultBackoffInitial = time.Second
-	// DefaultBackoffMax is the longest pause between failed fetches.
-	DefaultBackoffMax = 30 * time.Second
+	// DefaultBackoffMax is the longest pause between failed fetches: a minute, so
+	// that a failing or overloaded identity endpoint (IMDS serves every pod of a
+	// node) is asked at most about once a minute per process. A Retry-After from the
+	// endpoint can lengthen a pause beyond it (see [ThrottledError]).
+	DefaultBackoffMax = 60 * time.Second
 )
 
 // Clock tells the cache the time. Tests inject a fake one with [WithClock] to step
@@ -75,9 +78,15 @@ func WithClock(c Clock) Option {
 }
 
 // WithEventHandler sets a function that receives every [Event] of the cache, for logging
-// and metrics. It is called synchronously on the caller's or the fetching goroutine and
-// must therefore be cheap and must not block; it may call the cache's methods. Events
-// never carry the token itself.
+// and metrics. Events never carry the token itself.
+//
+// The handler is called synchronously, on the goroutine of the caller whose call caused
+// the event or on the cache's fetching goroutine (FetchEnd, FetchFailed), and may be
+// called from several goroutines at once. It should be cheap: a fetch's waiters get
+// their token after its FetchEnd handler returns. It may call any method of the cache,
+// Close included, without deadlocking it: a Token call from a FetchStart handler waits
+// for that fetch, and Close does not wait for a handler that is running. It must not
+// wait for another goroutine that is itself waiting for the fetch being reported.
 func WithEventHandler(fn func(Event)) Option {
 	return func(o *options) {
 		if fn != nil {
@@ -87,8 +96,14 @@ func WithEventHandler(fn func(Event)) Option {
 }
 
 // WithFetchTimeout bounds a single GetToken call (default 2 minutes). The fetch runs on
-// the cache's own context, never on a caller's, so this is what stops a hung credential;
-// callers stop waiting earlier when their own context ends. Values <= 0 are ignored.
+// the cache's own context, never on a caller's; at the timeout that context is
+// cancelled and the fetch's waiters get an error wrapping context.DeadlineExceeded
+// (callers stop waiting earlier when their own context ends). A credential that
+// ignores its context (a token file on a hung mount, a stuck assertion callback) cannot
+// be stopped: its call is abandoned, and the next caller after the back-off starts a
+// new one while it still runs; a token it returns late is used only if it expires later
+// than the cached one. At most two calls run at once: while two abandoned calls have
+// not returned, callers get an error at once. Values <= 0 are ignored.
 func WithFetchTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
@@ -99,8 +114,10 @@ func WithFetchTimeout(d time.Duration) Option {
 
 // WithBackoff sets the pause after a failed fetch: initial after the first failure,
 // doubling per further failure up to max, each pause jittered down by up to half, and
-// reset by a success (defaults 1 s and 30 s). During a pause a still-valid token is
-// served and, when there is none, callers get the last error at once instead of
+// reset by a success (defaults 1 s and 60 s). When the identity endpoint throttles with
+// Retry-After (see [ThrottledError]), the pause is at least that long, spread by up to
+// a quarter more. During a pause a still-valid token is served and, when there is none,
+// callers get the last error at once, with the time to the next attempt, instead of
 // hammering the identity endpoint. initial <= 0 is ignored; max below initial is raised
 // to initial.
 func WithBackoff(initial, max time.Duration) Option {

@@ -28,6 +28,18 @@ type Fault struct {
 	// and retry-after-ms headers to a Status answer; azcore honours the
 	// latter, capped by RetryOptions.MaxRetryDelay.
 	RetryAfter time.Duration
+	// SecondsOnly sends RetryAfter as the Retry-After header alone (whole seconds),
+	// without retry-after-ms: what a throttling gateway in front of IMDS answers.
+	SecondsOnly bool
+}
+
+// Throttled is IMDS (or App Service) throttling a client: 429 Too Many Requests with
+// "Retry-After: <seconds>" and no other hint. azcore's retry policy gives up at once
+// on a Retry-After beyond its cap (25 s for managed identity), so the error reaches
+// the caller of GetToken, which must honour the wait itself; Throttled(time.Minute)
+// is the case of issue 14 ("asked for a minute's silence").
+func Throttled(retryAfter time.Duration) Fault {
+	return Fault{Status: http.StatusTooManyRequests, RetryAfter: retryAfter, SecondsOnly: true}
 }
 
 // faults is the per-server fault script: a queue consumed one fault per token
@@ -103,7 +115,9 @@ func (fl Fault) apply(w http.ResponseWriter, r *http.Request, closing <-chan str
 		if fl.RetryAfter > 0 {
 			secs := int64((fl.RetryAfter + time.Second - 1) / time.Second)
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-			w.Header().Set("retry-after-ms", strconv.FormatInt(fl.RetryAfter.Milliseconds(), 10))
+			if !fl.SecondsOnly {
+				w.Header().Set("retry-after-ms", strconv.FormatInt(fl.RetryAfter.Milliseconds(), 10))
+			}
 		}
 		writeErr(w, fl.Status)
 		return true
