@@ -108,12 +108,6 @@ func (f *fakeCred) setErr(err error) {
 	f.mu.Unlock()
 }
 
-func (f *fakeCred) setLifetime(d time.Duration) {
-	f.mu.Lock()
-	f.lifetime = d
-	f.mu.Unlock()
-}
-
 func (f *fakeCred) lastCtxErr() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
