@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	osuser "os/user"
 	"sync"
 	"sync/atomic"
 
@@ -75,9 +74,9 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pq.NewConfig(p.pq)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	cfg := p.cfg
+	if p.serviceConnector {
+		upgradeServiceConnectorTLS(&cfg)
 	}
 	if err := applyTLSPolicy(&cfg, p.settings.allowInsecureTLS); err != nil {
 		return nil, err
@@ -89,12 +88,15 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	}
 	_, mgmtScope := cloudForScope(scope)
 	c := &Connector{
-		redacted:   dsn.Redact(p.pq),
+		redacted:   dsn.Describe(cfg, p.userGiven),
 		scope:      scope,
 		credKind:   s.credential,
 		logger:     o.logger,
-		deriveUser: !userGiven(p.keys, cfg.User),
+		deriveUser: !p.userGiven,
 		mgmtScope:  mgmtScope,
+	}
+	if o.logger != nil {
+		c.warnConfig(&cfg, p.serviceConnector, o.getenv)
 	}
 	cfg.Password = ""
 	c.base = cfg
@@ -282,6 +284,11 @@ func (c *Connector) String() string {
 	return fmt.Sprintf("pgentra.Connector{dsn: %q, scope: %q, credential: %q}", c.redacted, c.scope, c.credKind)
 }
 
+// GoString makes %#v print String() too: the Connector's fields include
+// pq's parsed config, whose run-time parameters or inline sslkey (PEM of a
+// private key with sslinline) must not reach a log.
+func (c *Connector) GoString() string { return c.String() }
+
 func (c *Connector) debug(ctx context.Context, msg string, attrs ...slog.Attr) {
 	if c.logger != nil && c.logger.Enabled(ctx, slog.LevelDebug) {
 		c.logger.LogAttrs(ctx, slog.LevelDebug, msg, attrs...)
@@ -296,26 +303,20 @@ func (c *Connector) logEvent(ev token.Event) {
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "pgentra: token cache", slog.Any("event", ev))
 }
 
-// userGiven reports whether the user name came from the configuration (DSN,
-// PGUSER or a pg_service.conf entry) rather than from pq's fallback to the OS
-// user, which would never be an Entra role. pq doesn't say which it was, so
-// a user that isn't the OS user's name must have come from a service file.
-func userGiven(keys map[string]bool, user string) bool {
-	if keys["user"] || os.Getenv("PGUSER") != "" { // pq reads the real environment
-		return true
+// warnConfig logs, once per Connector, what in the configuration may leak
+// the token: PQGO_DEBUG=1 (pq prints each connection's configuration,
+// password = token included, to stderr) and a user-written sslmode that does
+// not verify the server's name.
+func (c *Connector) warnConfig(cfg *pq.Config, serviceConnector bool, getenv func(string) string) {
+	ctx := context.Background()
+	if getenv("PQGO_DEBUG") == "1" {
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: PQGO_DEBUG=1 makes lib/pq print every connection's configuration to stderr, access token included (it is the password); unset it outside a debugging session")
 	}
-	return user != "" && user != osUser()
-}
-
-// osUser is the name pq falls back to: $USER, else the account's name.
-func osUser() string {
-	if u := os.Getenv("USER"); u != "" {
-		return u
+	if !serviceConnector {
+		if w := weakTLSWarning(cfg); w != "" {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, w, slog.String("host", cfg.Host))
+		}
 	}
-	if u, err := osuser.Current(); err == nil {
-		return u.Username
-	}
-	return ""
 }
 
 func errorText(err error) string {
