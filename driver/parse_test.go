@@ -355,4 +355,3 @@ func TestBaseConfigIsPQsParse(t *testing.T) {
 		}
 	}
 }
-
