@@ -64,7 +64,15 @@ type pqEntry struct {
 // dialed and no token is fetched until the first Connect.
 //
 // An empty dsn uses Azure Service Connector's AZURE_POSTGRESQL_* variables,
-// or else pq's PG* variables.
+// or else pq's PG* variables. Service Connector always writes
+// sslmode=require, which checks no certificate; from that variable require
+// and verify-ca are upgraded to verify-full (Azure's certificates chain to
+// public roots). A DSN the caller wrote keeps its sslmode; with WithLogger,
+// require or verify-ca to a non-local host, and PQGO_DEBUG=1 (pq then prints
+// the token to stderr), are logged once as warnings.
+//
+// The DSN is parsed once, by pq.NewConfig; what pq reads is what is dialed.
+// See the package documentation for pgentra's keys and for pq's quirks.
 func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	o := options{getenv: os.Getenv}
 	for _, opt := range opts {
@@ -278,8 +286,11 @@ func (c *Connector) Close() error {
 	return nil
 }
 
-// String describes the Connector for logs: the DSN with secrets redacted,
-// the scope and the credential kind. It never shows a token.
+// String describes the Connector for logs: what pq parsed out of the DSN
+// (hosts, ports, database, the user when one was given, the sslmode in
+// force, run-time parameters), the scope and the credential kind. It is
+// built from the parsed config, never from the string, and never shows a
+// password, a token or an sslkey.
 func (c *Connector) String() string {
 	return fmt.Sprintf("pgentra.Connector{dsn: %q, scope: %q, credential: %q}", c.redacted, c.scope, c.credKind)
 }

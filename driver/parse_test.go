@@ -355,3 +355,47 @@ func TestBaseConfigIsPQsParse(t *testing.T) {
 		}
 	}
 }
+
+// FuzzConnectorConfig is FuzzParse (internal/dsn) one level up: for any DSN
+// that NewConnector accepts, the config it hands pq is pq's own parse of the
+// string with the azure_* keys taken out — except the password (the token,
+// blank until Connect) and sslmode (verify-full when none was given, or
+// refused). Its seeds run with every go test.
+func FuzzConnectorConfig(f *testing.F) {
+	for _, s := range []string{
+		"host=127.0.0.1 user=u sslmode=disable application_name='x\u00a0host=evil.example.invalid' azure_scope=https://x/.default",
+		"host=h.postgres.database.azure.com\u3000user=u\u2028dbname=d\u0085AZURE_REFRESH_MARGIN=1m",
+		`host=a.postgres.database.azure.com,b.postgres.database.azure.com port=1,2 options='-c a=b' dbname=d\ b`,
+		"postgres://u@[::1%25lo]:5433/d%20b?sslmode=disable&azure_client_id=c&options=-c%20a%3Db",
+		"postgres://h.postgres.database.azure.com/db?user=&sslmode=",
+		"host=localhost hostaddr=127.0.0.1 sslmode=prefer service=",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if strings.TrimSpace(in) == "" {
+			return // Service Connector / PG* path, covered elsewhere
+		}
+		c, err := NewConnector(in, withGetenv(env(nil)), WithCredential(tokenFunc(func() string { return "t" })))
+		if err != nil {
+			return
+		}
+		c.Close()
+		want, err := pq.NewConfig(in)
+		if err != nil {
+			t.Fatalf("NewConnector accepts %q, pq does not: %v", in, err)
+		}
+		for k := range want.Runtime {
+			if strings.HasPrefix(strings.ToLower(k), "azure_") {
+				delete(want.Runtime, k)
+			}
+		}
+		if want.SSLMode == "" {
+			want.SSLMode = pq.SSLModeVerifyFull
+		}
+		want.Password = ""
+		if fmt.Sprintf("%#v", c.base) != fmt.Sprintf("%#v", want) {
+			t.Fatalf("%q:\n got %#v\nwant %#v", in, c.base, want)
+		}
+	})
+}

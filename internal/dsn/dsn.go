@@ -39,6 +39,13 @@ const MaxLen = 64 << 10
 // azure_* keys are given twice.
 var ErrSyntax = errors.New("malformed connection string")
 
+// ErrURLKey reports a URL query key that pq would not keep whole: pq turns
+// the URL into key='value' pairs without quoting the keys, so a key holding
+// white space or "=" (?x%3D1%20host=elsewhere) is read as other keys — here
+// host=elsewhere. pgentra refuses such a URL rather than guess.
+// errors.Is(err, ErrSyntax) holds.
+var ErrURLKey = fmt.Errorf("%w: a URL query key holds white space or \"=\", which pq would read as further keys", ErrSyntax)
+
 // DuplicateKeyError reports an azure_* key given more than once: in two
 // spellings (azure_client_id and AZURE_CLIENT_ID, in either form), or
 // repeated in a URL's query. errors.Is(err, ErrSyntax) holds.
@@ -129,11 +136,11 @@ func Parse(s string) (Parsed, error) {
 	return p, nil
 }
 
-// urlAzureKeys looks, for a postgres:// URL, at the azure_* keys of its
-// query as pq's URL conversion sees them (net/url's Query, the very call pq
-// makes): pq keeps only a key's first value and drops empty ones, so a
-// repeated or empty pgentra key would otherwise go unnoticed. It decides
-// nothing that is dialed or sent.
+// urlAzureKeys looks, for a postgres:// URL, at the keys of its query as
+// pq's URL conversion sees them (net/url's Query, the very call pq makes):
+// pq keeps only a key's first value and drops empty ones, so a repeated or
+// empty pgentra key would otherwise go unnoticed, and it does not quote keys
+// (ErrURLKey). It decides nothing that is dialed or sent: it only refuses.
 func urlAzureKeys(s string) (map[string]string, error) {
 	if !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
 		return nil, nil
@@ -147,6 +154,9 @@ func urlAzureKeys(s string) (map[string]string, error) {
 	spelled := map[string]string{}
 	q := u.Query()
 	for _, k := range SortedKeys(q) {
+		if strings.IndexFunc(k, func(r rune) bool { return unicode.IsSpace(r) || r == '=' }) >= 0 {
+			return nil, ErrURLKey
+		}
 		lk := strings.ToLower(k)
 		if !strings.HasPrefix(lk, AzurePrefix) {
 			continue

@@ -195,6 +195,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad URL", "postgres://u:" + secret + "@[::1", "not a valid postgres:// URL"},
 		{"too long", "host=" + strings.Repeat("x", MaxLen), "longer than"},
 		{"pq rejects a value", "host=h port=notaport", "port"},
+		{"URL key pq would split", "postgres://h/db?x%3D1%20host=evil.example.invalid", "URL query key"},
+		{"URL key with U+00A0", "postgres://h/db?application_name%C2%A0host=evil.example.invalid", "URL query key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
