@@ -94,7 +94,8 @@ type Parsed struct {
 // value. pgentra's keys are checked more strictly: two spellings of one key
 // (azure_client_id and AZURE_CLIENT_ID) are an error in both forms, and so
 // is a key repeated in a URL's query, which pq would silently cut to its
-// first value.
+// first value (DuplicateKeyError). A URL query key that pq would re-read as
+// several keys is refused (ErrURLKey).
 func Parse(s string) (Parsed, error) {
 	if len(s) > MaxLen {
 		return Parsed{}, fmt.Errorf("%w: longer than %d bytes", ErrSyntax, MaxLen)
@@ -266,13 +267,17 @@ func osUser() string {
 	return ""
 }
 
-// scrub rewrites the one pq error that quotes a piece of the input which may
-// belong to a password: `missing "=" after "ter2"` for "password=hun ter2".
-// pq's other errors quote values of keys that are never secret (port,
-// sslmode, datestyle, ...).
+// scrub rewrites the pq errors that quote a piece of the input which may
+// belong to a password: `missing "=" after "ter2"` for "password=hun ter2",
+// and a service file's malformed line. pq's other errors quote values of
+// keys that are never secret (port, sslmode, datestyle, ...).
 func scrub(err error) error {
-	if strings.Contains(err.Error(), `missing "=" after`) {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, `missing "=" after`):
 		return errors.New(`a word without "=" (not shown: it may be part of a password); quote values that contain white space`)
+	case strings.Contains(msg, `missing '=' in`), strings.Contains(msg, `no value before '=' in`):
+		// pgservice quotes the whole line of the service file.
+		return errors.New(`pq: a line of the service file is not key=value (not shown: it may hold a password)`)
 	}
 	return err
 }

@@ -189,12 +189,18 @@ func TestPQRecordsSetKeys(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	cleanPGEnv(t)
 	const secret = "hunter2-SECRET"
+	svc := filepath.Join(t.TempDir(), "pg_service.conf")
+	if err := os.WriteFile(svc, []byte("[bad]\nhost=h\npassword "+secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGSERVICEFILE", svc)
 	tests := []struct{ name, in, want string }{
 		{"a word without =", "host=h password=x " + secret, `without "="`},
 		{"unterminated quote", "password='" + secret, "unterminated"},
 		{"bad URL", "postgres://u:" + secret + "@[::1", "not a valid postgres:// URL"},
 		{"too long", "host=" + strings.Repeat("x", MaxLen), "longer than"},
 		{"pq rejects a value", "host=h port=notaport", "port"},
+		{"service file line", "service=bad", "service file"},
 		{"URL key pq would split", "postgres://h/db?x%3D1%20host=evil.example.invalid", "URL query key"},
 		{"URL key with U+00A0", "postgres://h/db?application_name%C2%A0host=evil.example.invalid", "URL query key"},
 	}
