@@ -1,12 +1,14 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/internal/dsn"
 )
 
@@ -76,16 +78,25 @@ type settings struct {
 	clientSecretEnv string
 }
 
-// parsedDSN is a connection string split and validated, before pq parses
-// its part.
+// parsedDSN is a connection string as pq parsed it, with pgentra's keys
+// taken out and validated.
 type parsedDSN struct {
-	pq       string
-	keys     map[string]bool // pq keys present in the string
-	settings settings
+	// cfg is pq.NewConfig's result without the azure_* keys: what pq will
+	// dial and send, before the TLS policy and the token are applied.
+	cfg pq.Config
+	// userGiven: the user came from the DSN, PGUSER or a service file (and
+	// is not empty), not from pq's fallback to the OS user.
+	userGiven bool
+	settings  settings
+	// serviceConnector: the string came from AZURE_POSTGRESQL_CONNECTIONSTRING
+	// (the DSN was empty).
+	serviceConnector bool
 }
 
-// parseDSN splits name, applies Service Connector's environment when name is
-// empty, and validates every azure_* key. getenv is os.Getenv in production.
+// parseDSN parses name with pq (Service Connector's connection string when
+// name is empty), takes out and validates every azure_* key, and refuses a
+// password written in the DSN. getenv is os.Getenv in production; pq itself
+// always reads the real environment (PG* variables).
 func parseDSN(name string, getenv func(string) string) (parsedDSN, error) {
 	serviceConnector := false
 	if strings.TrimSpace(name) == "" {
@@ -93,21 +104,26 @@ func parseDSN(name string, getenv func(string) string) (parsedDSN, error) {
 			name, serviceConnector = cs, true
 		}
 	}
-	split, err := dsn.Parse(name)
+	p, err := dsn.Parse(name)
+	var dup *dsn.DuplicateKeyError
+	if errors.As(err, &dup) {
+		return parsedDSN{}, configErr(dup.Key, "", "given %d times (as %s); any spelling of an azure_ key is pgentra's, give each once",
+			len(dup.Spellings), quoteList(dup.Spellings))
+	}
 	if err != nil {
 		return parsedDSN{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if split.Keys["password"] {
+	if p.PasswordInDSN {
 		return parsedDSN{}, configErr("password", "", "must not be set: pgentra supplies an Entra access token as the password; remove it from the DSN")
 	}
-	s, err := parseSettings(split.Azure)
+	s, err := parseSettings(p.Azure)
 	if err != nil {
 		return parsedDSN{}, err
 	}
 	if serviceConnector {
-		applyServiceConnector(&s, split.Azure, getenv)
+		applyServiceConnector(&s, p.Azure, getenv)
 	}
-	return parsedDSN{pq: split.PQ, keys: split.Keys, settings: s}, nil
+	return parsedDSN{cfg: p.Config, userGiven: p.UserGiven, settings: s, serviceConnector: serviceConnector}, nil
 }
 
 func parseSettings(kv map[string]string) (settings, error) {

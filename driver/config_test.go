@@ -41,8 +41,10 @@ func TestParseDSNSettings(t *testing.T) {
 			if p.settings != tt.want {
 				t.Errorf("settings = %+v\nwant       %+v", p.settings, tt.want)
 			}
-			if strings.Contains(p.pq, "azure_") {
-				t.Errorf("pq DSN still has azure keys: %q", p.pq)
+			for k := range p.cfg.Runtime {
+				if strings.HasPrefix(strings.ToLower(k), "azure_") {
+					t.Errorf("pq would send %q to the server", k)
+				}
 			}
 		})
 	}
@@ -119,8 +121,8 @@ func TestServiceConnectorEnvironment(t *testing.T) {
 			if p.settings.credential != tt.cred || p.settings.clientID != tt.id || p.settings.clientSecretEnv != tt.secretFrom {
 				t.Errorf("got %+v", p.settings)
 			}
-			if !p.keys["user"] || !strings.Contains(p.pq, "dbname=orders") {
-				t.Errorf("connection string not used: %q", p.pq)
+			if !p.userGiven || p.cfg.Database != "orders" || !p.serviceConnector {
+				t.Errorf("connection string not used: %+v", p.cfg)
 			}
 		})
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	osuser "os/user"
 	"sync"
 	"sync/atomic"
 
@@ -66,7 +65,15 @@ type pqEntry struct {
 // dialed and no token is fetched until the first Connect.
 //
 // An empty dsn uses Azure Service Connector's AZURE_POSTGRESQL_* variables,
-// or else pq's PG* variables.
+// or else pq's PG* variables. Service Connector always writes
+// sslmode=require, which checks no certificate; from that variable require
+// and verify-ca are upgraded to verify-full (Azure's certificates chain to
+// public roots). A DSN the caller wrote keeps its sslmode; with WithLogger,
+// require or verify-ca to a non-local host, and PQGO_DEBUG=1 (pq then prints
+// the token to stderr), are logged once as warnings.
+//
+// The DSN is parsed once, by pq.NewConfig; what pq reads is what is dialed.
+// See the package documentation for pgentra's keys and for pq's quirks.
 func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	o := options{getenv: os.Getenv}
 	for _, opt := range opts {
@@ -76,9 +83,9 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pq.NewConfig(p.pq)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	cfg := p.cfg
+	if p.serviceConnector {
+		upgradeServiceConnectorTLS(&cfg)
 	}
 	if err := applyTLSPolicy(&cfg, p.settings.allowInsecureTLS); err != nil {
 		return nil, err
@@ -90,12 +97,15 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	}
 	_, mgmtScope := cloudForScope(scope)
 	c := &Connector{
-		redacted:   dsn.Redact(p.pq),
+		redacted:   dsn.Describe(cfg, p.userGiven),
 		scope:      scope,
 		credKind:   s.credential,
 		logger:     o.logger,
-		deriveUser: !userGiven(p.keys, cfg.User),
+		deriveUser: !p.userGiven,
 		mgmtScope:  mgmtScope,
+	}
+	if o.logger != nil {
+		c.warnConfig(&cfg, p.serviceConnector, o.getenv)
 	}
 	cfg.Password = ""
 	c.base = cfg
@@ -306,11 +316,19 @@ func (c *Connector) Close() error {
 	return nil
 }
 
-// String describes the Connector for logs: the DSN with secrets redacted,
-// the scope and the credential kind. It never shows a token.
+// String describes the Connector for logs: what pq parsed out of the DSN
+// (hosts, ports, database, the user when one was given, the sslmode in
+// force, run-time parameters), the scope and the credential kind. It is
+// built from the parsed config, never from the string, and never shows a
+// password, a token or an sslkey.
 func (c *Connector) String() string {
 	return fmt.Sprintf("pgentra.Connector{dsn: %q, scope: %q, credential: %q}", c.redacted, c.scope, c.credKind)
 }
+
+// GoString makes %#v print String() too: the Connector's fields include
+// pq's parsed config, whose run-time parameters or inline sslkey (PEM of a
+// private key with sslinline) must not reach a log.
+func (c *Connector) GoString() string { return c.String() }
 
 func (c *Connector) debug(ctx context.Context, msg string, attrs ...slog.Attr) {
 	if c.logger != nil && c.logger.Enabled(ctx, slog.LevelDebug) {
@@ -326,26 +344,20 @@ func (c *Connector) logEvent(ev token.Event) {
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "pgentra: token cache", slog.Any("event", ev))
 }
 
-// userGiven reports whether the user name came from the configuration (DSN,
-// PGUSER or a pg_service.conf entry) rather than from pq's fallback to the OS
-// user, which would never be an Entra role. pq doesn't say which it was, so
-// a user that isn't the OS user's name must have come from a service file.
-func userGiven(keys map[string]bool, user string) bool {
-	if keys["user"] || os.Getenv("PGUSER") != "" { // pq reads the real environment
-		return true
+// warnConfig logs, once per Connector, what in the configuration may leak
+// the token: PQGO_DEBUG=1 (pq prints each connection's configuration,
+// password = token included, to stderr) and a user-written sslmode that does
+// not verify the server's name.
+func (c *Connector) warnConfig(cfg *pq.Config, serviceConnector bool, getenv func(string) string) {
+	ctx := context.Background()
+	if getenv("PQGO_DEBUG") == "1" {
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: PQGO_DEBUG=1 makes lib/pq print every connection's configuration to stderr, access token included (it is the password); unset it outside a debugging session")
 	}
-	return user != "" && user != osUser()
-}
-
-// osUser is the name pq falls back to: $USER, else the account's name.
-func osUser() string {
-	if u := os.Getenv("USER"); u != "" {
-		return u
+	if !serviceConnector {
+		if w := weakTLSWarning(cfg); w != "" {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, w, slog.String("host", cfg.Host))
+		}
 	}
-	if u, err := osuser.Current(); err == nil {
-		return u.Username
-	}
-	return ""
 }
 
 func errorText(err error) string {

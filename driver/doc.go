@@ -19,8 +19,14 @@
 //
 // # Connection strings
 //
-// Both of pq's forms work — postgres:// URLs and key=value strings — with
-// these extra keys, which are removed before pq sees the string:
+// Both of pq's forms work — postgres:// URLs and key=value strings. pq
+// parses the string (pq.NewConfig, once per Connector) and its result is what
+// is dialed and sent: pgentra has no parser of its own. pq keeps keys it does
+// not know as run-time parameters for the server; pgentra takes these keys
+// out of pq's result, so the server never sees them. The azure_ prefix is
+// case-insensitive (AZURE_CLIENT_ID= is azure_client_id); an unknown key is
+// an error listing the known ones, and one key in two spellings (or repeated
+// in a URL) is an error:
 //
 //	azure_credential               default | managed_identity | workload_identity | client_secret |
 //	                               client_certificate | environment | azure_cli | azure_developer_cli
@@ -38,10 +44,33 @@
 //
 // Secrets are never DSN keys: a client secret comes from AZURE_CLIENT_SECRET
 // (or AZURE_POSTGRESQL_CLIENTSECRET), a certificate password from
-// AZURE_CLIENT_CERTIFICATE_PASSWORD. A password in the DSN is an error.
+// AZURE_CLIENT_CERTIFICATE_PASSWORD. A password written in the DSN
+// (password=, PASSWORD=, a URL's user:password@ or ?password=) is an error
+// that never shows it; PGPASSWORD, a service file's password and ~/.pgpass
+// are ignored, as the token always replaces them.
 // An empty DSN uses Azure Service Connector's AZURE_POSTGRESQL_CONNECTIONSTRING,
 // AZURE_POSTGRESQL_CLIENTID, AZURE_POSTGRESQL_CLIENTSECRET and
-// AZURE_POSTGRESQL_TENANTID.
+// AZURE_POSTGRESQL_TENANTID; sslmode require or verify-ca in that string is
+// upgraded to verify-full (see TLS).
+//
+// Where pq reads a string unexpectedly, pgentra follows pq, because what pq
+// reads is what it dials:
+//
+//   - White space is any unicode.IsSpace rune (U+00A0, U+0085, U+2028,
+//     U+3000, ...): quote values that contain one.
+//   - pq drops empty URL values: ?user= means no user, and pgentra derives
+//     it from the token (never the OS user pq would fill in); ?sslmode=
+//     means verify-full. In key=value form a quoted empty user is an empty
+//     user and is derived as well. An empty ?azure_client_id= reads as an
+//     empty azure_client_id.
+//   - A key given twice keeps its last value in key=value form, its first in
+//     a URL; pgentra refuses its own keys given twice where it can see them
+//     (a URL, or two spellings).
+//   - pq's key names are case-sensitive (SSLMODE= is a run-time parameter,
+//     not sslmode); PASSWORD= is refused like password=.
+//   - pq does not quote a URL's query keys when it converts the URL, so a
+//     key with white space or "=" in it (?x%3D1%20host=elsewhere) would be
+//     read as further keys: pgentra refuses such a URL.
 //
 // # Scope and cloud
 //
@@ -54,8 +83,21 @@
 //
 // Without an sslmode, pgentra uses verify-full (pq alone would use require,
 // which does not check the certificate). sslmode disable, allow and prefer are
-// refused unless every host is loopback or a Unix socket, or
-// azure_allow_insecure_tls=true: the token must not travel in clear.
+// refused unless every host is local — exactly "localhost", a loopback
+// address or a Unix socket; db.localhost is remote, as Go resolves it like
+// any name — or azure_allow_insecure_tls=true: the token must not travel in
+// clear. A DSN's require or verify-ca is kept, but to a host that is not
+// local it logs one warning (with WithLogger). In Service Connector's
+// AZURE_POSTGRESQL_CONNECTIONSTRING, which always says sslmode=require,
+// require and verify-ca become verify-full: Azure's certificates chain to
+// public roots.
+//
+// # Debugging pq
+//
+// PQGO_DEBUG=1 makes lib/pq print each connection's configuration to
+// stderr, the password — the access token — included. pgentra itself never
+// logs a token; with a logger it warns once per Connector when PQGO_DEBUG=1
+// is set.
 //
 // # User name
 //

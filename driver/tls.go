@@ -64,12 +64,64 @@ func isLocal(host string, addr netip.Addr) bool {
 	if filepath.IsAbs(host) || strings.HasPrefix(host, "@") {
 		return true // Unix socket
 	}
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
-	if h == "" || h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true // pq dials localhost for an empty host
+	h := strings.ToLower(host)
+	if h == "" || h == "localhost" {
+		// pq dials the local machine for an empty host. Only the bare name
+		// counts: Go resolves "db.localhost" (and "localhost.") through
+		// /etc/hosts and DNS like any other name, so it may be anywhere.
+		return true
 	}
 	if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
 		return a.IsLoopback()
 	}
 	return false
+}
+
+// allLocal reports whether every host pq may dial is on this machine.
+func allLocal(cfg *pq.Config) bool {
+	for _, h := range targets(cfg) {
+		if !isLocal(h.host, h.addr) {
+			return false
+		}
+	}
+	return true
+}
+
+// upgradeServiceConnectorTLS raises sslmode require and verify-ca to
+// verify-full for a connection string that Azure Service Connector wrote
+// (AZURE_POSTGRESQL_CONNECTIONSTRING, used when the DSN is empty). Service
+// Connector always writes sslmode=require for Go, which checks no
+// certificate at all: the token would go to whoever answers. The string is
+// generated, not chosen, and Azure's server certificates chain to public
+// roots, so verify-full costs nothing there. It reports whether it changed
+// the mode.
+func upgradeServiceConnectorTLS(cfg *pq.Config) bool {
+	switch cfg.SSLMode {
+	case pq.SSLModeRequire, pq.SSLModeVerifyCA:
+		cfg.SSLMode = pq.SSLModeVerifyFull
+		return true
+	}
+	return false
+}
+
+// weakTLSWarning returns a warning for a DSN the user wrote with sslmode
+// require or verify-ca to a host that is not local: it is kept as given, but
+// require checks no certificate and verify-ca no host name, so the token
+// may go to a server that is not the one named. "" when there is nothing to
+// say.
+func weakTLSWarning(cfg *pq.Config) string {
+	switch cfg.SSLMode {
+	case pq.SSLModeRequire, pq.SSLModeVerifyCA:
+	default:
+		return ""
+	}
+	if allLocal(cfg) {
+		return ""
+	}
+	what := "does not check the server's certificate"
+	if cfg.SSLMode == pq.SSLModeVerifyCA {
+		what = "does not check that the server's certificate names the host"
+	}
+	return "pgentra: sslmode=" + string(cfg.SSLMode) + " " + what +
+		": the access token, valid for every server the identity can reach, goes to whoever answers; use sslmode=verify-full (Azure's certificates chain to public roots)"
 }

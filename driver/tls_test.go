@@ -34,10 +34,7 @@ func TestTLSPolicy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := pq.NewConfig(p.pq)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := p.cfg
 			err = applyTLSPolicy(&cfg, p.settings.allowInsecureTLS)
 			if tt.mode == "" {
 				if err == nil {

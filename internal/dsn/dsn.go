@@ -1,276 +1,363 @@
-// Package dsn splits a PostgreSQL connection string into the part lib/pq
-// understands and pgentra's own azure_* settings.
+// Package dsn reads a PostgreSQL connection string the only way that
+// matters — lib/pq's own pq.NewConfig — and takes pgentra's azure_* keys out
+// of the result.
 //
-// pq sends every key it does not know to the server as a run-time parameter,
-// so pgentra's keys must be removed before pq sees the string. Both of pq's
-// forms are accepted: postgres:// URLs and libpq key=value strings. The
-// result keeps the caller's form so pq parses it exactly as it would have.
+// There is no splitter here. An earlier version split key=value strings on
+// ASCII white space and joined them again for pq, while pq splits on
+// unicode.IsSpace: a correctly quoted application_name holding U+00A0
+// became a new host= key. Now pq parses the string once; what it dials and
+// sends (hosts, hostaddr, ports, sslmode, user, run-time parameters) is its
+// own result. pq keeps every key it does not know in Config.Runtime, which it
+// would send to the server; the azure_* keys are read from there and deleted.
 package dsn
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
+	"os"
+	osuser "os/user"
+	"reflect"
 	"sort"
 	"strings"
+	"unicode"
+
+	"github.com/lib/pq"
 )
 
-// AzurePrefix marks the keys that belong to pgentra.
+// AzurePrefix marks the keys that belong to pgentra. Any spelling counts:
+// AZURE_CLIENT_ID and Azure_Client_Id are pgentra's azure_client_id.
 const AzurePrefix = "azure_"
 
 // MaxLen bounds the input: a connection string is a few hundred bytes, and
 // anything far larger is a mistake (or an attack on the parser).
 const MaxLen = 64 << 10
 
-// ErrSyntax reports a connection string that cannot be parsed.
+// ErrSyntax reports a connection string that cannot be parsed, or whose
+// azure_* keys are given twice.
 var ErrSyntax = errors.New("malformed connection string")
 
-// Split is a connection string taken apart.
-type Split struct {
-	// PQ is the connection string without any azure_* key, in the form it
-	// was given (URL or key=value), ready for pq.NewConfig.
-	PQ string
-	// Azure holds the azure_* keys (lower-case, prefix included) and values.
+// ErrURLKey reports a URL query key that pq would not keep whole: pq turns
+// the URL into key='value' pairs without quoting the keys, so a key holding
+// white space or "=" (?x%3D1%20host=elsewhere) is read as other keys — here
+// host=elsewhere. pgentra refuses such a URL rather than guess.
+// errors.Is(err, ErrSyntax) holds.
+var ErrURLKey = fmt.Errorf("%w: a URL query key holds white space or \"=\", which pq would read as further keys", ErrSyntax)
+
+// DuplicateKeyError reports an azure_* key given more than once: in two
+// spellings (azure_client_id and AZURE_CLIENT_ID, in either form), or
+// repeated in a URL's query. errors.Is(err, ErrSyntax) holds.
+type DuplicateKeyError struct {
+	Key       string   // lower case, as pgentra knows it ("<key>" if it does not look like a key name)
+	Spellings []string // how it was written, in order; a key repeated in a URL appears repeatedly
+}
+
+// Error names the key and its spellings (never a value).
+func (e *DuplicateKeyError) Error() string {
+	sp := make([]string, len(e.Spellings))
+	for i, s := range e.Spellings {
+		sp[i] = fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%v: key %q given %d times (as %s)", ErrSyntax, e.Key, len(e.Spellings), strings.Join(sp, ", "))
+}
+
+// Unwrap makes errors.Is(err, ErrSyntax) true.
+func (e *DuplicateKeyError) Unwrap() error { return ErrSyntax }
+
+// Parsed is a connection string as pq reads it, with pgentra's keys taken
+// out.
+type Parsed struct {
+	// Config is pq.NewConfig's result (defaults, PG* environment, service
+	// file, then the string) with every azure_* key deleted from Runtime.
+	// Its Password may hold PGPASSWORD or a service file's password; the
+	// caller replaces it with the token.
+	Config pq.Config
+	// Azure holds the azure_* keys, lower-cased, and their values.
 	Azure map[string]string
-	// Keys records which of pq's keys the string set (user, password,
-	// sslmode, host, ...). Values are not kept: one of them may be a password.
-	Keys map[string]bool
+	// UserGiven reports a non-empty user from the string, PGUSER or a
+	// service file — not pq's fallback to the operating-system user.
+	UserGiven bool
+	// PasswordInDSN reports a password written in the string itself
+	// (key=value, the URL's user info or its query), as opposed to one
+	// from PGPASSWORD or a service file.
+	PasswordInDSN bool
 }
 
-// Parse splits s. It never returns the input, or any part of a value, in an
-// error: a malformed string may hold a password.
-func Parse(s string) (Split, error) {
+// Parse reads s with pq.NewConfig and takes out the azure_* keys. It never
+// returns the input, or any part of a value, in an error: a malformed string
+// may hold a password.
+//
+// pq's own quirks stay pq's: in a URL an empty value (?user=) is dropped as
+// if it were absent, and a key given twice in key=value form keeps its last
+// value. pgentra's keys are checked more strictly: two spellings of one key
+// (azure_client_id and AZURE_CLIENT_ID) are an error in both forms, and so
+// is a key repeated in a URL's query, which pq would silently cut to its
+// first value (DuplicateKeyError). A URL query key that pq would re-read as
+// several keys is refused (ErrURLKey).
+func Parse(s string) (Parsed, error) {
 	if len(s) > MaxLen {
-		return Split{}, fmt.Errorf("%w: longer than %d bytes", ErrSyntax, MaxLen)
+		return Parsed{}, fmt.Errorf("%w: longer than %d bytes", ErrSyntax, MaxLen)
 	}
-	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
-		return parseURL(s)
+	urlAzure, err := urlAzureKeys(s)
+	if err != nil {
+		return Parsed{}, err
 	}
-	return parseKV(s)
+	cfg, err := pq.NewConfig(s)
+	if err != nil {
+		return Parsed{}, fmt.Errorf("%w: %w", ErrSyntax, scrub(err))
+	}
+	p := Parsed{Config: cfg, Azure: map[string]string{}}
+	spelled := map[string]string{} // lower-case key -> spelling seen
+	for _, k := range SortedKeys(cfg.Runtime) {
+		lk := strings.ToLower(k)
+		if strings.EqualFold(k, "password") {
+			// pq would send it to the server as a run-time parameter.
+			p.PasswordInDSN = true
+		}
+		if !strings.HasPrefix(lk, AzurePrefix) {
+			continue
+		}
+		if prev, dup := spelled[lk]; dup {
+			return Parsed{}, &DuplicateKeyError{Key: safeKey(lk), Spellings: []string{safeKey(prev), safeKey(k)}}
+		}
+		spelled[lk] = k
+		p.Azure[lk] = cfg.Runtime[k]
+		delete(cfg.Runtime, k)
+	}
+	// pq drops a URL's empty values; pgentra reads ?azure_x= as x=''.
+	for lk, v := range urlAzure {
+		if _, ok := p.Azure[lk]; !ok && v == "" {
+			p.Azure[lk] = ""
+		}
+	}
+	p.Config = cfg
+	p.UserGiven, p.PasswordInDSN = given(cfg, p.PasswordInDSN)
+	return p, nil
 }
 
-func parseURL(s string) (Split, error) {
+// urlAzureKeys looks, for a postgres:// URL, at the keys of its query as
+// pq's URL conversion sees them (net/url's Query, the very call pq makes):
+// pq keeps only a key's first value and drops empty ones, so a repeated or
+// empty pgentra key would otherwise go unnoticed, and it does not quote keys
+// (ErrURLKey). It decides nothing that is dialed or sent: it only refuses.
+func urlAzureKeys(s string) (map[string]string, error) {
+	if !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
+		return nil, nil
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		// url's errors quote the whole input, password included.
-		return Split{}, fmt.Errorf("%w: not a valid postgres:// URL", ErrSyntax)
+		return nil, fmt.Errorf("%w: not a valid postgres:// URL", ErrSyntax)
 	}
-	out := Split{Azure: map[string]string{}, Keys: map[string]bool{}}
-	if u.User != nil {
-		if u.User.Username() != "" {
-			out.Keys["user"] = true
+	out := map[string]string{}
+	spelled := map[string]string{}
+	q := u.Query()
+	for _, k := range SortedKeys(q) {
+		if strings.IndexFunc(k, func(r rune) bool { return unicode.IsSpace(r) || r == '=' }) >= 0 {
+			return nil, ErrURLKey
 		}
-		if _, ok := u.User.Password(); ok {
-			out.Keys["password"] = true
-		}
-	}
-	if u.Host != "" {
-		out.Keys["host"] = true
-		if u.Port() != "" {
-			out.Keys["port"] = true
-		}
-	}
-	if strings.TrimPrefix(u.Path, "/") != "" {
-		out.Keys["dbname"] = true
-	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return Split{}, fmt.Errorf("%w: bad query string in URL", ErrSyntax)
-	}
-	for k, vs := range q {
 		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, AzurePrefix) {
-			if len(vs) > 1 {
-				return Split{}, fmt.Errorf("%w: key %q given %d times", ErrSyntax, safeKey(k), len(vs))
-			}
-			out.Azure[lk] = vs[0]
-			q.Del(k)
+		if !strings.HasPrefix(lk, AzurePrefix) {
 			continue
 		}
-		out.Keys[k] = true
+		if prev, dup := spelled[lk]; dup {
+			return nil, &DuplicateKeyError{Key: safeKey(lk), Spellings: []string{safeKey(prev), safeKey(k)}}
+		}
+		if n := len(q[k]); n > 1 {
+			sp := make([]string, n)
+			for i := range sp {
+				sp[i] = safeKey(k)
+			}
+			return nil, &DuplicateKeyError{Key: safeKey(lk), Spellings: sp}
+		}
+		spelled[lk] = k
+		out[lk] = q.Get(k)
 	}
-	if len(out.Azure) == 0 {
-		out.PQ = s // nothing to remove: hand pq exactly what it was given
-		return out, nil
-	}
-	// Rebuild by hand: url.URL.String drops the "//" of a URL without a host.
-	var b strings.Builder
-	b.WriteString(u.Scheme)
-	b.WriteString("://")
-	if u.User != nil {
-		b.WriteString(u.User.String())
-		b.WriteByte('@')
-	}
-	b.WriteString(u.Host)
-	b.WriteString(u.EscapedPath())
-	if rq := q.Encode(); rq != "" {
-		b.WriteByte('?')
-		b.WriteString(rq)
-	}
-	out.PQ = b.String()
 	return out, nil
 }
 
-// parseKV follows libpq's conninfo_parse (and pq's port of it): key = value
-// pairs separated by white space; a value is either a bare word or a
-// single-quoted string; a backslash escapes the next character in both.
-func parseKV(s string) (Split, error) {
-	pairs, err := scanKV(s)
+// given decides, from pq's record of the parameters it was given, whether
+// the user was configured (not pq's OS-user fallback) and whether the
+// string itself carried a password.
+//
+// pq records every parameter set by the environment, the string or a
+// service file in an unexported field, Config.set, one entry per source;
+// it is read with reflect. If a pq release renames it, TestPQRecordsSetKeys
+// fails, and until then a cruder rule applies (a user other than the OS
+// user's name was given; a password other than PGPASSWORD's came from the
+// string).
+func given(cfg pq.Config, runtimePassword bool) (userGiven, passwordInDSN bool) {
+	set, ok := setKeys(cfg)
+	if !ok {
+		userGiven = cfg.User != "" && (cfg.User != osUser() || os.Getenv("PGUSER") != "")
+		passwordInDSN = runtimePassword || cfg.Password != "" && cfg.Password != os.Getenv("PGPASSWORD")
+		return userGiven, passwordInDSN
+	}
+	n := 0
+	for _, k := range set {
+		switch k {
+		case "user":
+			userGiven = cfg.User != ""
+		case "password":
+			n++
+		}
+	}
+	if _, ok := os.LookupEnv("PGPASSWORD"); ok {
+		n--
+	}
+	if cfg.Service != "" && serviceHasPassword(cfg.ServiceFile, cfg.Service) {
+		n--
+	}
+	return userGiven, runtimePassword || n > 0
+}
+
+// setKeys returns pq's unexported Config.set.
+func setKeys(cfg pq.Config) ([]string, bool) {
+	v := reflect.ValueOf(cfg).FieldByName("set")
+	if !v.IsValid() || v.Kind() != reflect.Slice || v.Type().Elem().Kind() != reflect.String {
+		return nil, false
+	}
+	out := make([]string, v.Len())
+	for i := range out {
+		out[i] = v.Index(i).String()
+	}
+	return out, true
+}
+
+// serviceHasPassword reports whether service's entry in the service file at
+// path sets a password, reading the file as pq's internal pgservice does
+// (only to attribute a password to its source; the values are pq's).
+func serviceHasPassword(path, service string) bool {
+	f, err := os.Open(path)
 	if err != nil {
-		return Split{}, err
+		return false
 	}
-	out := Split{Azure: map[string]string{}, Keys: map[string]bool{}}
-	var b strings.Builder
-	for _, p := range pairs {
-		lk := strings.ToLower(p.key)
-		if strings.HasPrefix(lk, AzurePrefix) {
-			if _, dup := out.Azure[lk]; dup {
-				return Split{}, fmt.Errorf("%w: key %q given twice", ErrSyntax, safeKey(p.key))
-			}
-			out.Azure[lk] = p.value
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	in := false
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
 			continue
 		}
-		out.Keys[p.key] = true
-		if b.Len() > 0 {
-			b.WriteByte(' ')
+		if line[0] == '[' && line[len(line)-1] == ']' {
+			if in {
+				return false
+			}
+			in = strings.TrimSpace(line[1:len(line)-1]) == service
+			continue
 		}
-		b.WriteString(p.key)
-		b.WriteByte('=')
-		b.WriteString(QuoteValue(p.value))
+		if k, _, ok := strings.Cut(line, "="); in && ok && strings.TrimSpace(k) == "password" {
+			return true
+		}
 	}
-	out.PQ = b.String()
-	return out, nil
+	return false
 }
 
-type pair struct{ key, value string }
-
-func scanKV(s string) ([]pair, error) {
-	var (
-		pairs []pair
-		r     = []rune(s)
-		i     int
-	)
-	isSpace := func(c rune) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' }
-	for {
-		for i < len(r) && isSpace(r[i]) {
-			i++
-		}
-		if i >= len(r) {
-			return pairs, nil
-		}
-		start := i
-		for i < len(r) && !isSpace(r[i]) && r[i] != '=' {
-			i++
-		}
-		key := string(r[start:i])
-		for i < len(r) && isSpace(r[i]) {
-			i++
-		}
-		if i >= len(r) || r[i] != '=' {
-			// The key is not quoted: a stray word may be half of a password.
-			return nil, fmt.Errorf("%w: missing \"=\" after the word at byte %d", ErrSyntax, len(string(r[:start])))
-		}
-		if key == "" {
-			return nil, fmt.Errorf("%w: \"=\" without a key", ErrSyntax)
-		}
-		i++ // '='
-		for i < len(r) && isSpace(r[i]) {
-			i++
-		}
-		var val []rune
-		if i < len(r) && r[i] == '\'' {
-			i++
-			closed := false
-			for i < len(r) {
-				c := r[i]
-				i++
-				if c == '\\' {
-					if i >= len(r) {
-						break
-					}
-					val = append(val, r[i])
-					i++
-					continue
-				}
-				if c == '\'' {
-					closed = true
-					break
-				}
-				val = append(val, c)
-			}
-			if !closed {
-				return nil, fmt.Errorf("%w: unterminated quoted value for key %q", ErrSyntax, safeKey(key))
-			}
-		} else {
-			for i < len(r) && !isSpace(r[i]) {
-				c := r[i]
-				i++
-				if c == '\\' && i < len(r) {
-					c = r[i]
-					i++
-				}
-				val = append(val, c)
-			}
-		}
-		pairs = append(pairs, pair{key: key, value: string(val)})
+// osUser is the name pq falls back to: $USER, else the account's name.
+func osUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
 	}
+	if u, err := osuser.Current(); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// scrub rewrites the pq errors that quote a piece of the input which may
+// belong to a password: `missing "=" after "ter2"` for "password=hun ter2",
+// and a service file's malformed line. pq's other errors quote values of
+// keys that are never secret (port, sslmode, datestyle, ...).
+func scrub(err error) error {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, `missing "=" after`):
+		return errors.New(`a word without "=" (not shown: it may be part of a password); quote values that contain white space`)
+	case strings.Contains(msg, `missing '=' in`), strings.Contains(msg, `no value before '=' in`):
+		// pgservice quotes the whole line of the service file.
+		return errors.New(`pq: a line of the service file is not key=value (not shown: it may hold a password)`)
+	}
+	return err
 }
 
 // QuoteValue quotes v for a key=value connection string so that pq reads it
-// back unchanged.
+// back unchanged: every white-space rune by unicode.IsSpace (as pq splits),
+// quotes and backslashes included.
 func QuoteValue(v string) string {
-	if v != "" && !strings.ContainsAny(v, " \t\n\r\f\v'\\") {
+	if v != "" && strings.IndexFunc(v, func(r rune) bool {
+		return unicode.IsSpace(r) || r == '\'' || r == '\\'
+	}) < 0 {
 		return v
 	}
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
-// Redact returns a form of s that is safe to log: values of keys that may
-// hold secrets are replaced, and a URL's password is hidden. A string that
-// cannot be parsed is replaced entirely.
-func Redact(s string) string {
-	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
-		u, err := url.Parse(s)
-		if err != nil {
-			return "<unparseable connection string>"
+// Describe returns a form of cfg that is safe to log: where pq connects,
+// as whom, with which TLS mode and parameters. It is for people, not for
+// pq: it never shows the password or sslkey (inline PEM may be a private
+// key), and shows user only when showUser is set (pq fills in the OS user
+// otherwise, which is not who pgentra logs in as).
+func Describe(cfg pq.Config, showUser bool) string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+QuoteValue(v))
 		}
-		if u.User != nil {
-			if _, ok := u.User.Password(); ok {
-				u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			}
-		}
-		q := u.Query()
-		for k := range q {
-			if isSecretKey(k) {
-				q.Set(k, "xxxxx")
-			}
-		}
-		u.RawQuery = q.Encode()
-		return u.Redacted()
 	}
-	pairs, err := scanKV(s)
-	if err != nil {
-		return "<unparseable connection string>"
+	hosts, addrs, ports := []string{cfg.Host}, []string{addrString(cfg.Hostaddr)}, []string{fmt.Sprint(cfg.Port)}
+	anyAddr := cfg.Hostaddr.IsValid()
+	for _, m := range cfg.Multi {
+		hosts, addrs, ports = append(hosts, m.Host), append(addrs, addrString(m.Hostaddr)), append(ports, fmt.Sprint(m.Port))
+		anyAddr = anyAddr || m.Hostaddr.IsValid()
 	}
-	parts := make([]string, 0, len(pairs))
-	for _, p := range pairs {
-		v := p.value
-		if isSecretKey(p.key) {
+	add("host", strings.Join(hosts, ","))
+	if anyAddr {
+		add("hostaddr", strings.Join(addrs, ","))
+	}
+	add("port", strings.Join(ports, ","))
+	add("dbname", cfg.Database)
+	if showUser {
+		add("user", cfg.User)
+	}
+	add("sslmode", string(cfg.SSLMode))
+	add("sslrootcert", cfg.SSLRootCert)
+	add("sslcert", cfg.SSLCert)
+	if cfg.SSLKey != "" {
+		add("sslkey", "xxxxx")
+	}
+	add("service", cfg.Service)
+	add("application_name", cfg.ApplicationName)
+	add("options", cfg.Options)
+	add("target_session_attrs", string(cfg.TargetSessionAttrs))
+	add("load_balance_hosts", string(cfg.LoadBalanceHosts))
+	if cfg.ConnectTimeout > 0 {
+		add("connect_timeout", fmt.Sprint(int64(cfg.ConnectTimeout.Seconds())))
+	}
+	for _, k := range SortedKeys(cfg.Runtime) {
+		v := cfg.Runtime[k]
+		if isSecretKey(k) {
 			v = "xxxxx"
 		}
-		parts = append(parts, p.key+"="+QuoteValue(v))
+		add(QuoteValue(k), v)
 	}
 	return strings.Join(parts, " ")
 }
 
-// isSecretKey reports whether a key's value must never be logged. Unknown
-// keys are not secret: pq sends them to the server as run-time parameters.
-func isSecretKey(k string) bool {
-	switch strings.ToLower(k) {
-	case "password", "sslpassword", "sslkey", "azure_client_secret", "azure_client_certificate_password":
-		return true
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
 	}
-	return false
+	return a.String()
+}
+
+// isSecretKey reports whether a run-time parameter's value must never be
+// logged. pq sends unknown keys to the server, so these would be refused
+// there anyway; they are hidden in case someone tries.
+func isSecretKey(k string) bool {
+	k = strings.ToLower(k)
+	return strings.Contains(k, "password") || strings.Contains(k, "secret") || strings.Contains(k, "token") || k == "sslkey"
 }
 
 // SortedKeys returns m's keys in order, for stable error messages.

@@ -2,6 +2,8 @@ package dsn
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,50 +11,34 @@ import (
 	"github.com/lib/pq"
 )
 
-func TestParse(t *testing.T) {
+// cleanPGEnv unsets the PG* variables that would change pq's parse.
+func cleanPGEnv(t *testing.T) {
+	t.Helper()
+	for _, k := range []string{"PGUSER", "PGPASSWORD", "PGSERVICE", "PGSERVICEFILE", "PGHOST", "PGSSLMODE", "PGAPPNAME", "PGPASSFILE"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+}
+
+func TestParseMatchesPQ(t *testing.T) {
+	cleanPGEnv(t)
 	tests := []struct {
-		name  string
-		in    string
-		pq    string
-		azure map[string]string
-		keys  []string
+		name, in, pqAlone string // pqAlone: the same string without pgentra's keys
+		azure             map[string]string
 	}{
-		{
-			name:  "key=value with azure keys removed",
-			in:    "host=srv.postgres.database.azure.com user=app dbname=orders azure_client_id=abc sslmode=verify-full",
-			pq:    "host=srv.postgres.database.azure.com user=app dbname=orders sslmode=verify-full",
-			azure: map[string]string{"azure_client_id": "abc"},
-			keys:  []string{"dbname", "host", "sslmode", "user"},
-		},
-		{
-			name:  "quoted values and escapes survive",
-			in:    `application_name='my app' options='-c search_path=a\'b' AZURE_SCOPE = 'x y'`,
-			pq:    `application_name='my app' options='-c search_path=a\'b'`,
-			azure: map[string]string{"azure_scope": "x y"},
-			keys:  []string{"application_name", "options"},
-		},
-		{
-			name:  "empty quoted value",
-			in:    "user='' host=h",
-			pq:    "user='' host=h",
-			azure: map[string]string{},
-			keys:  []string{"host", "user"},
-		},
-		{
-			name:  "URL",
-			in:    "postgres://app@srv:5433/orders?sslmode=require&azure_credential=managed_identity&application_name=x",
-			pq:    "postgres://app@srv:5433/orders?application_name=x&sslmode=require",
-			azure: map[string]string{"azure_credential": "managed_identity"},
-			keys:  []string{"application_name", "dbname", "host", "port", "sslmode", "user"},
-		},
-		{
-			name:  "URL with password is recorded, not kept in keys' values",
-			in:    "postgresql://u:pw@h/db",
-			pq:    "postgresql://u:pw@h/db",
-			azure: map[string]string{},
-			keys:  []string{"dbname", "host", "password", "user"},
-		},
-		{name: "empty", in: "", pq: "", azure: map[string]string{}, keys: nil},
+		{"key=value", "host=srv.postgres.database.azure.com user=app dbname=orders azure_client_id=abc sslmode=verify-full",
+			"host=srv.postgres.database.azure.com user=app dbname=orders sslmode=verify-full", map[string]string{"azure_client_id": "abc"}},
+		{"quoted, escaped, any case", `application_name='my app' options='-c search_path=a\'b' AZURE_SCOPE = 'x y'`,
+			`application_name='my app' options='-c search_path=a\'b'`, map[string]string{"azure_scope": "x y"}},
+		{"U+00A0 inside quotes stays inside", "application_name='x\u00a0host=evil.example.invalid' azure_credential=azure_cli",
+			"application_name='x\u00a0host=evil.example.invalid'", map[string]string{"azure_credential": "azure_cli"}},
+		{"U+3000 separates, as in pq", "host=h\u3000azure_scope=s\u2028dbname=d",
+			"host=h dbname=d", map[string]string{"azure_scope": "s"}},
+		{"URL", "postgres://app@srv:5433/orders?sslmode=require&azure_credential=managed_identity&application_name=x&work_mem=64kB",
+			"postgres://app@srv:5433/orders?sslmode=require&application_name=x&work_mem=64kB", map[string]string{"azure_credential": "managed_identity"}},
+		{"URL empty azure value is kept as empty", "postgres://h/db?azure_client_id=&sslmode=require",
+			"postgres://h/db?sslmode=require", map[string]string{"azure_client_id": ""}},
+		{"multi-host", "host=a,b port=1,2 azure_scope=s", "host=a,b port=1,2", map[string]string{"azure_scope": "s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,54 +46,163 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if got.PQ != tt.pq {
-				t.Errorf("PQ = %q, want %q", got.PQ, tt.pq)
+			want, err := pq.NewConfig(tt.pqAlone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Config, want) {
+				t.Errorf("Config\n got %+v\nwant %+v", got.Config, want)
 			}
 			if !reflect.DeepEqual(got.Azure, tt.azure) {
-				t.Errorf("Azure = %v, want %v", got.Azure, tt.azure)
-			}
-			if keys := SortedKeys(got.Keys); !reflect.DeepEqual(keys, tt.keys) && !(len(keys) == 0 && len(tt.keys) == 0) {
-				t.Errorf("Keys = %v, want %v", keys, tt.keys)
+				t.Errorf("Azure = %q, want %q", got.Azure, tt.azure)
 			}
 		})
 	}
 }
 
-// TestParseRoundTripsThroughPQ proves pq reads the cleaned string exactly as
-// it would have read the original minus the azure_* keys.
-func TestParseRoundTripsThroughPQ(t *testing.T) {
+func TestParseAzureSpellings(t *testing.T) {
+	cleanPGEnv(t)
 	for _, in := range []string{
-		`host=a,b port=1,2 user=u dbname='d b' application_name='it\'s' target_session_attrs=read-write search_path=x azure_scope=s`,
-		`postgres://u@h:5/db?sslmode=disable&azure_client_id=1&work_mem=64kB`,
+		"postgres://h/db?azure_client_id=aaa&AZURE_CLIENT_ID=bbb",
+		"postgres://h/db?azure_client_id=aaa&azure_client_id=bbb",
+		"postgres://h/db?azure_client_id=aaa&Azure_Client_Id=",
+		"host=h azure_client_id=aaa AZURE_CLIENT_ID=bbb",
+		"host=h AZURE_CLIENT_ID=aaa\u00a0azure_client_id=bbb",
 	} {
-		s, err := Parse(in)
+		_, err := Parse(in)
+		var dup *DuplicateKeyError
+		if !errors.As(err, &dup) || dup.Key != "azure_client_id" || !errors.Is(err, ErrSyntax) {
+			t.Errorf("Parse(%q) = %v, want a DuplicateKeyError for azure_client_id", in, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "aaa") || strings.Contains(err.Error(), "bbb") {
+			t.Errorf("error shows a value: %v", err)
+		}
+	}
+	// The same spelling twice in key=value form: pq keeps the last value for
+	// every key, and pgentra cannot see the first (it has no splitter).
+	got, err := Parse("host=h azure_client_id=aaa azure_client_id=bbb")
+	if err != nil || got.Azure["azure_client_id"] != "bbb" {
+		t.Errorf("got %q, %v; want pq's last value", got.Azure, err)
+	}
+}
+
+func TestParseUserGiven(t *testing.T) {
+	cleanPGEnv(t)
+	t.Setenv("USER", "osaccount")
+	tests := []struct {
+		in   string
+		env  map[string]string
+		want bool
+	}{
+		{"host=h user=app", nil, true},
+		{"host=h user=osaccount", nil, true}, // the OS user's name, but written: given
+		{"host=h", nil, false},
+		{"host=h user=''", nil, false},
+		{"postgres://h/db?user=", nil, false}, // pq drops empty URL values
+		{"postgres://app@h/db", nil, true},
+		{"postgres://h/db?user=app", nil, true},
+		{"host=h", map[string]string{"PGUSER": "envuser"}, true},
+		{"host=h", map[string]string{"PGUSER": "osaccount"}, true},
+	}
+	for _, tt := range tests {
+		for k, v := range tt.env {
+			t.Setenv(k, v)
+		}
+		got, err := Parse(tt.in)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", tt.in, err)
 		}
-		got, err := pq.NewConfig(s.PQ)
+		if got.UserGiven != tt.want {
+			t.Errorf("%s (env %v): UserGiven = %v, want %v (user %q)", tt.in, tt.env, got.UserGiven, tt.want, got.Config.User)
+		}
+		for k := range tt.env {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func TestParsePasswordInDSN(t *testing.T) {
+	cleanPGEnv(t)
+	dir := t.TempDir()
+	svc := filepath.Join(dir, "pg_service.conf")
+	if err := os.WriteFile(svc, []byte("[withpw]\nhost=h\npassword = fromfile\n[nopw]\nhost=h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		in   string
+		env  map[string]string
+		want bool
+	}{
+		{"host=h password=hunter2", nil, true},
+		{"host=h password\u00a0=hunter2", nil, true},
+		{"application_name=a\u00a0password=hunter2", nil, true},
+		{"host=h password=''", nil, true},
+		{"host=h PASSWORD=hunter2", nil, true}, // pq would send it to the server
+		{"postgres://u:hunter2@h/db", nil, true},
+		{"postgres://u@h/db?password=hunter2", nil, true},
+		{"host=h", nil, false},
+		{"host=h", map[string]string{"PGPASSWORD": "fromenv"}, false},
+		{"host=h password=hunter2", map[string]string{"PGPASSWORD": "hunter2"}, true},
+		{"service=withpw", map[string]string{"PGSERVICEFILE": svc}, false},
+		{"service=withpw password=hunter2", map[string]string{"PGSERVICEFILE": svc}, true},
+		{"service=nopw password=hunter2", map[string]string{"PGSERVICEFILE": svc}, true},
+		{"service=nopw", map[string]string{"PGSERVICEFILE": svc, "PGPASSWORD": "x"}, false},
+	}
+	for _, tt := range tests {
+		for k, v := range tt.env {
+			t.Setenv(k, v)
+		}
+		got, err := Parse(tt.in)
 		if err != nil {
-			t.Fatalf("pq rejects cleaned %q: %v", s.PQ, err)
+			t.Fatalf("%s: %v", tt.in, err)
 		}
-		for k := range got.Runtime {
-			if strings.HasPrefix(k, AzurePrefix) {
-				t.Errorf("pq would send %q to the server", k)
-			}
+		if got.PasswordInDSN != tt.want {
+			t.Errorf("%s (env %v): PasswordInDSN = %v, want %v", tt.in, tt.env, got.PasswordInDSN, tt.want)
 		}
-		if got.User != "u" {
-			t.Errorf("user = %q", got.User)
+		for k := range tt.env {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// TestPQRecordsSetKeys guards the reflect read of pq's unexported
+// Config.set: if a pq release renames it, this fails (and Parse falls back
+// to a cruder rule meanwhile).
+func TestPQRecordsSetKeys(t *testing.T) {
+	cleanPGEnv(t)
+	cfg, err := pq.NewConfig("host=h user=u password=p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, ok := setKeys(cfg)
+	if !ok {
+		t.Fatal("pq.Config has no []string field \"set\" any more: update dsn.given")
+	}
+	for _, k := range []string{"host", "user", "password"} {
+		if !strings.Contains(" "+strings.Join(set, " ")+" ", " "+k+" ") {
+			t.Errorf("set = %q lacks %q", set, k)
 		}
 	}
 }
 
 func TestParseErrors(t *testing.T) {
+	cleanPGEnv(t)
 	const secret = "hunter2-SECRET"
+	svc := filepath.Join(t.TempDir(), "pg_service.conf")
+	if err := os.WriteFile(svc, []byte("[bad]\nhost=h\npassword "+secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGSERVICEFILE", svc)
 	tests := []struct{ name, in, want string }{
-		{"missing equals", "host=h " + secret, `missing "="`},
+		{"a word without =", "host=h password=x " + secret, `without "="`},
 		{"unterminated quote", "password='" + secret, "unterminated"},
-		{"duplicate azure key", "azure_scope=a azure_scope=b", `"azure_scope" given twice`},
 		{"bad URL", "postgres://u:" + secret + "@[::1", "not a valid postgres:// URL"},
 		{"too long", "host=" + strings.Repeat("x", MaxLen), "longer than"},
-		{"equals without key", "=" + secret, "without a key"},
+		{"pq rejects a value", "host=h port=notaport", "port"},
+		{"service file line", "service=bad", "service file"},
+		{"URL key pq would split", "postgres://h/db?x%3D1%20host=evil.example.invalid", "URL query key"},
+		{"URL key with U+00A0", "postgres://h/db?application_name%C2%A0host=evil.example.invalid", "URL query key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,32 +223,34 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
+func TestDescribe(t *testing.T) {
+	cleanPGEnv(t)
 	const secret = "hunter2-SECRET"
-	for _, in := range []string{
-		"host=h password=" + secret + " user=u",
-		"host=h password='" + secret + " x' user=u",
-		"postgres://u:" + secret + "@h/db?sslmode=require",
-		"postgres://u@h/db?password=" + secret,
-		"password='" + secret, // malformed
-		"postgres://u:" + secret + "@[::1",
-	} {
-		got := Redact(in)
-		if strings.Contains(got, secret) {
-			t.Errorf("Redact(%q) = %q leaks the secret", in, got)
-		}
+	cfg, err := pq.NewConfig("host=a,b port=5432,6432 dbname='d b' user=u sslmode=verify-full sslkey=/k.pem application_name=x search_path=s my_password=" + secret)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := Redact("host=h user=u"); got != "host=h user=u" {
-		t.Errorf("Redact changed a string without secrets: %q", got)
+	cfg.Password = secret
+	got := Describe(cfg, true)
+	want := "host=a,b port=5432,6432 dbname='d b' user=u sslmode=verify-full sslkey=xxxxx application_name=x my_password=xxxxx search_path=s"
+	if got != want {
+		t.Errorf("Describe =\n %s\nwant\n %s", got, want)
+	}
+	if strings.Contains(got, secret) || strings.Contains(Describe(cfg, false), "user=") {
+		t.Errorf("Describe shows the secret or a user it should not: %s", got)
 	}
 }
 
 func TestQuoteValue(t *testing.T) {
 	for in, want := range map[string]string{
-		"plain": "plain",
-		"":      "''",
-		"a b":   "'a b'",
-		`a'b\c`: `'a\'b\\c'`,
+		"plain":        "plain",
+		"":             "''",
+		"a b":          "'a b'",
+		`a'b\c`:        `'a\'b\\c'`,
+		"a\u00a0b":     "'a\u00a0b'",
+		"a\u3000b":     "'a\u3000b'",
+		"x\u0085y":     "'x\u0085y'",
+		"host=e\u2028": "'host=e\u2028'",
 	} {
 		if got := QuoteValue(in); got != want {
 			t.Errorf("QuoteValue(%q) = %q, want %q", in, got, want)
