@@ -479,3 +479,65 @@ func TestNewListenerBadInput(t *testing.T) {
 		t.Errorf("DSN password: %v", err)
 	}
 }
+
+// An attempt is bounded although pq's ListenerConn takes no context: by the
+// DSN's connect_timeout, else by ListenerConnectTimeout. A server that
+// accepts and then says nothing fails the attempt, and Close during such an
+// attempt returns once it ended.
+func TestListenerAttemptBounded(t *testing.T) {
+	base, err := NewConnector("host=127.0.0.1 user=app sslmode=disable", WithCredential(&fakeCredential{claims: spClaims()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := listenerConfig(base.base).ConnectTimeout; got != ListenerConnectTimeout {
+		t.Errorf("no connect_timeout in the DSN: attempts bounded by %v, want %v", got, ListenerConnectTimeout)
+	}
+	if base.base.ConnectTimeout != 0 {
+		t.Error("listenerConfig changed the Connector's config")
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 1)
+	var held []net.Conn
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // held open, never answered
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-acceptDone
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	ev := newEvents()
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=app sslmode=disable connect_timeout=1", ln.Addr().(*net.TCPAddr).Port)
+	l, err := NewListener(dsn, 10*time.Millisecond, 10*time.Millisecond, ev.callback, WithCredential(&fakeCredential{claims: spClaims()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ev.wait(t, pq.ListenerEventConnectionAttemptFailed, 20*time.Second)
+	var ne net.Error
+	if !errors.As(e.err, &ne) || !ne.Timeout() {
+		t.Errorf("stalled attempt failed with %v, want a timeout", e.err)
+	}
+	<-accepted // the next attempt is in flight (or about to be)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	noListenerGoroutines(t)
+}
