@@ -297,10 +297,13 @@ func (l *Listener) String() string {
 // while the Listener's goroutine changes them.
 func (l *Listener) GoString() string { return l.String() }
 
+// closed reports whether Close has been called. It reads closing, which
+// Close sets before it closes the connection, so that the loop, seeing the
+// connection end, knows it was Close and reports no Disconnected event.
 func (l *Listener) closed() bool {
-	l.lock.Lock()
-	defer l.lock.Unlock()
-	return l.isClosed
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	return l.closing
 }
 
 func (l *Listener) emitEvent(event pq.ListenerEventType, err error) {

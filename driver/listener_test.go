@@ -249,6 +249,9 @@ func TestListenerReconnectsWithNewToken(t *testing.T) {
 	if _, ok := <-l.Notify; ok {
 		t.Error("Notify not closed by Close")
 	}
+	if n := ev.count(pq.ListenerEventDisconnected); n != 1 {
+		t.Errorf("%d Disconnected events, want 1: Close reports none, as with pq", n)
+	}
 	if err := l.Close(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("second Close: %v", err)
 	}
