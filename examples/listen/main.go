@@ -2,27 +2,27 @@
 //
 //	cd examples && go run ./listen    # offline emulator (scripted demo), or PGHOST=... for Azure
 //
-// pq.NewListener takes a DSN and dials by itself, so it cannot use
-// pgentra's token. Instead this program wraps pgentra's Connector with
-// pq.ConnectorWithNotificationHandler, takes one dedicated *sql.Conn from
-// the pool and runs LISTEN on it. pq delivers notifications only while it
-// reads from the connection, so the program pings the connection every
-// poll interval; that ping is also how it notices the connection died
-// (fail-over, pg_terminate_backend, network). Then it takes a new
-// connection — a new login, with a token from the cache, fresh if the old
-// one expired — and LISTENs again. Notifications sent while no connection
-// was listening are lost, as with any LISTEN client: re-read state after
-// "listening" if you need every event.
+// pq.NewListener reconnects by itself with the password in its DSN: with
+// Entra that is an access token, and once it has expired the next dropped
+// connection (fail-over, pg_terminate_backend, a network blip, a server
+// restart) can never be re-established. driver.NewListener is the same
+// Listener — one line to change — that logs in with a token from pgentra's
+// cache on every (re)connect:
 //
-// Copy listen() for cache invalidation, job queues and the like. Against
+//	l := pq.NewListener(dsn, time.Second, time.Minute, cb)          // before
+//	l, err := driver.NewListener(dsn, time.Second, time.Minute, cb) // after
+//
+// After a reconnect it LISTENs again by itself and sends a nil on Notify:
+// notifications sent while no connection was listening are lost, as with any
+// LISTEN client, so re-read state then if you need every event.
+//
+// Copy run() for cache invalidation, job queues and the like. Against
 // Azure, send notifications from psql: select pg_notify('events', 'hi');
 // a payload of "stop" ends the program.
 package main
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,11 +37,16 @@ import (
 
 // config says what to listen to and how.
 type config struct {
-	Channel string        // the LISTEN channel
-	Poll    time.Duration // how often to read from the idle connection
-	// Listening, when set, is called each time LISTEN succeeded, with the
-	// server process ID of the connection.
-	Listening func(pid int)
+	Channel string // the LISTEN channel
+	// MinReconnect and MaxReconnect bound the back-off between reconnect
+	// attempts, as for pq.NewListener.
+	MinReconnect, MaxReconnect time.Duration
+	// Ping is how often to check an idle connection (pq's advice: a dead
+	// connection is noticed at the next read, which may be long coming).
+	Ping time.Duration
+	// Listening, when set, is called each time the Listener is listening:
+	// after the first Listen and after every reconnect.
+	Listening func()
 }
 
 func main() {
@@ -59,7 +64,7 @@ func mainErr(ctx context.Context) error {
 		return err
 	}
 	defer target.Close()
-	cfg := config{Channel: "events", Poll: 500 * time.Millisecond}
+	cfg := config{Channel: "events", MinReconnect: 100 * time.Millisecond, MaxReconnect: 10 * time.Second, Ping: time.Minute}
 	if target.Emulated() {
 		cfg.Listening = demo(ctx, target)
 	} else {
@@ -70,11 +75,11 @@ func mainErr(ctx context.Context) error {
 
 // demo plays the other side on the emulator: a notification, the
 // connection killed by the server, a notification after the reconnect.
-func demo(ctx context.Context, target *exenv.Target) func(int) {
+func demo(ctx context.Context, target *exenv.Target) func() {
 	db := target.Env.AdminDB
 	notify := func(payload string) { db.ExecContext(ctx, "select pg_notify('events', $1)", payload) }
 	listens := 0
-	return func(int) {
+	return func() {
 		listens++
 		switch listens {
 		case 1:
@@ -90,85 +95,61 @@ func demo(ctx context.Context, target *exenv.Target) func(int) {
 	}
 }
 
-var errStop = errors.New("stop requested")
-
-// run listens until ctx ends or a "stop" payload arrives, reconnecting
-// whenever the connection is lost.
+// run listens until ctx ends or a "stop" payload arrives; the Listener
+// reconnects by itself whenever the connection is lost.
 func run(ctx context.Context, out io.Writer, dsn string, cfg config) error {
-	connector, err := driver.NewConnector(dsn)
+	l, err := driver.NewListener(dsn, cfg.MinReconnect, cfg.MaxReconnect, func(ev pq.ListenerEventType, err error) {
+		// Runs on the Listener's goroutine: keep it short.
+		switch ev {
+		case pq.ListenerEventReconnected:
+			fmt.Fprintln(out, "reconnected")
+			if cfg.Listening != nil {
+				cfg.Listening()
+			}
+		case pq.ListenerEventDisconnected:
+			fmt.Fprintf(out, "connection lost (%v); reconnecting\n", err)
+		case pq.ListenerEventConnectionAttemptFailed:
+			fmt.Fprintf(out, "connection attempt failed: %v\n", err)
+		}
+	})
 	if err != nil {
 		return err
 	}
-	notes := make(chan *pq.Notification, 128)
-	// Every connection of this pool gets the handler; only the dedicated
-	// one LISTENs. The handler runs inside pq's read loop: don't block it.
-	db := sql.OpenDB(pq.ConnectorWithNotificationHandler(connector, func(n *pq.Notification) {
-		select {
-		case notes <- n:
-		default: // the consumer is stuck; drop rather than stall the connection
-		}
-	}))
-	defer db.Close()
+	defer l.Close()
+	stop := context.AfterFunc(ctx, func() { l.Close() }) // ends a Listen still waiting
+	defer stop()
 
-	backoff := 100 * time.Millisecond
-	for {
-		err := listen(ctx, out, db, notes, cfg)
-		switch {
-		case errors.Is(err, errStop):
-			fmt.Fprintln(out, "stopped")
-			return nil
-		case ctx.Err() != nil:
+	if err := l.Listen(cfg.Channel); err != nil {
+		if ctx.Err() != nil {
 			return nil
 		}
-		fmt.Fprintf(out, "connection lost (%v); reconnecting\n", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return nil
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-}
-
-// listen runs LISTEN on a dedicated connection and reports notifications
-// until the connection fails, ctx ends or "stop" arrives.
-func listen(ctx context.Context, out io.Writer, db *sql.DB, notes <-chan *pq.Notification, cfg config) error {
-	conn, err := db.Conn(ctx) // a new physical connection: a login with a token
-	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	var pid int
-	if err := conn.QueryRowContext(ctx, "select pg_backend_pid()").Scan(&pid); err != nil {
-		return err
-	}
-	if _, err := conn.ExecContext(ctx, "LISTEN "+pq.QuoteIdentifier(cfg.Channel)); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "listening on %q (server pid %d)\n", cfg.Channel, pid)
+	fmt.Fprintf(out, "listening on %q\n", cfg.Channel)
 	if cfg.Listening != nil {
-		cfg.Listening(pid)
+		cfg.Listening()
 	}
-	tick := time.NewTicker(cfg.Poll)
-	defer tick.Stop()
+	ping := time.NewTicker(cfg.Ping)
+	defer ping.Stop()
 	for {
 		select {
-		case n := <-notes:
-			if n.BePid == 0 || n.Channel != cfg.Channel {
-				continue
+		case n, ok := <-l.Notify:
+			switch {
+			case !ok: // closed: ctx ended
+				return nil
+			case n == nil:
+				fmt.Fprintln(out, "listening again; notifications sent meanwhile are lost: re-read state here")
+			default:
+				fmt.Fprintf(out, "notification on %q: %s\n", n.Channel, n.Extra)
+				if n.Extra == "stop" {
+					fmt.Fprintln(out, "stopped")
+					return nil
+				}
 			}
-			fmt.Fprintf(out, "notification on %q: %s\n", n.Channel, n.Extra)
-			if n.Extra == "stop" {
-				return errStop
-			}
-		case <-tick.C:
-			// Reading is what delivers pending notifications; a dead
-			// connection fails here, and database/sql discards it.
-			if err := conn.PingContext(ctx); err != nil {
-				return err
-			}
+		case <-ping.C:
+			go l.Ping() // an error means the Listener is already reconnecting
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil
 		}
 	}
 }
