@@ -104,9 +104,9 @@ func Parse(s string) (Parsed, error) {
 	if err != nil {
 		return Parsed{}, err
 	}
-	cfg, err := pq.NewConfig(s)
+	cfg, err := parsePQ(s)
 	if err != nil {
-		return Parsed{}, fmt.Errorf("%w: %w", ErrSyntax, scrub(err))
+		return Parsed{}, err
 	}
 	p := Parsed{Config: cfg, Azure: map[string]string{}}
 	spelled := map[string]string{} // lower-case key -> spelling seen
@@ -379,4 +379,22 @@ func safeKey(k string) string {
 		return "<key>"
 	}
 	return k
+}
+
+// parsePQ is pq.NewConfig, with pq's panics turned into ErrSyntax: pq
+// v1.12.3 indexes out of range on some multi-host lists (an empty first host
+// with more hostaddrs than hosts, "host=,a,b hostaddr=127.0.0.1,127.0.0.2"),
+// and a user's DSN must never crash the program. Neither the input nor the
+// panic's value is quoted: the string may hold a password.
+func parsePQ(s string) (cfg pq.Config, err error) {
+	defer func() {
+		if recover() != nil {
+			cfg, err = pq.Config{}, fmt.Errorf("%w: lib/pq could not parse it (it panicked; check the host, hostaddr and port lists)", ErrSyntax)
+		}
+	}()
+	cfg, err = pq.NewConfig(s)
+	if err != nil {
+		return pq.Config{}, fmt.Errorf("%w: %w", ErrSyntax, scrub(err))
+	}
+	return cfg, nil
 }

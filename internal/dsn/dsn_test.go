@@ -257,3 +257,16 @@ func TestQuoteValue(t *testing.T) {
 		}
 	}
 }
+
+// pq v1.12.3 panics on this multi-host list; Parse must return an error
+// instead, without quoting the input.
+func TestParsePQPanicIsAnError(t *testing.T) {
+	in := "host=,a,b hostaddr=127.0.0.1,127.0.0.2 password=hunter2"
+	_, err := Parse(in)
+	if !errors.Is(err, ErrSyntax) {
+		t.Fatalf("Parse(%q) = %v, want ErrSyntax", in, err)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error quotes the password: %v", err)
+	}
+}
