@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -35,6 +36,9 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 	info := describeCredential(s, getenv)
 	wrap := func(cred azcore.TokenCredential, err error) (azcore.TokenCredential, error) {
 		if err != nil {
+			if errors.As(err, new(*ConfigError)) {
+				return nil, err // names its key already, with "pgentra:"
+			}
 			return nil, fmt.Errorf("pgentra: building the %s (azure_credential=%s): %w", info.what, s.credential, err)
 		}
 		return &namedCredential{TokenCredential: cred, info: info}, nil

@@ -231,3 +231,18 @@ func TestTokenErrorCustomCredential(t *testing.T) {
 		t.Errorf("error = %q", msg)
 	}
 }
+
+// TestCredentialBuildErrorSaysPgentraOnce: a configuration error found
+// while building the credential keeps its own message (key, accepted
+// values) without a second "pgentra:".
+func TestCredentialBuildErrorSaysPgentraOnce(t *testing.T) {
+	_, err := NewConnector("host=srv.postgres.database.azure.com user=app azure_client_id=cid",
+		withGetenv(env(map[string]string{"AZURE_TOKEN_CREDENTIALS": "bogus"})))
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("err = %v, want ErrInvalidConfig", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "AZURE_TOKEN_CREDENTIALS") || !strings.Contains(msg, `"prod"`) || strings.Count(msg, "pgentra:") != 1 {
+		t.Errorf("error = %q", msg)
+	}
+}
