@@ -43,6 +43,12 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 		}
 		return &namedCredential{TokenCredential: cred, info: info}, nil
 	}
+	unwrapped := func(cred azcore.TokenCredential, err error) (azcore.TokenCredential, error) {
+		if err != nil {
+			return nil, fmt.Errorf("pgentra: building the %s (azure_credential=%s): %w", info.what, s.credential, err)
+		}
+		return cred, nil
+	}
 	switch s.credential {
 	case credManagedIdentity:
 		return wrap(azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
@@ -93,9 +99,10 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 			ClientOptions: co, DisableInstanceDiscovery: noDiscovery,
 		}))
 	case credAzureCLI:
-		return wrap(azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: s.tenantID}))
+		// Not wrapped (see namedCredential): tokenError names it by its kind.
+		return unwrapped(azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: s.tenantID}))
 	case credAzureDeveloperCLI:
-		return wrap(azidentity.NewAzureDeveloperCLICredential(&azidentity.AzureDeveloperCLICredentialOptions{TenantID: s.tenantID}))
+		return unwrapped(azidentity.NewAzureDeveloperCLICredential(&azidentity.AzureDeveloperCLICredentialOptions{TenantID: s.tenantID}))
 	}
 	// default
 	if s.clientID == "" && s.objectID == "" && s.resourceID == "" && s.federatedTokenFile == "" {
@@ -240,7 +247,10 @@ type credentialInfo struct {
 }
 
 // namedCredential is a credential pgentra built, with what its errors
-// should call it. GetToken is the wrapped credential's own.
+// should call it. GetToken is the wrapped credential's own. The developer
+// CLI credentials are never wrapped: token.Cache tells them apart by their
+// azidentity type (they refuse claims challenges), and their kind says all
+// there is to say about them.
 type namedCredential struct {
 	azcore.TokenCredential
 	info credentialInfo
@@ -340,12 +350,24 @@ func newTokenError(cred azcore.TokenCredential, credKind string, err error) *Tok
 	if n, ok := cred.(*namedCredential); ok {
 		return &TokenError{Credential: n.info.what, IdentityKey: n.info.idKey, Hint: n.info.hint(), Err: err}
 	}
-	what := credKind
-	switch credKind {
-	case "custom credential":
-		what = "the credential given with WithCredential"
-	case "custom token cache":
-		what = "the token cache given with WithTokenCache"
+	return &TokenError{Credential: credentialName(cred, credKind), Err: err}
+}
+
+// credentialName names the Connector's credential by what it is, for
+// messages: cred and credKind as the Connector holds them.
+func credentialName(cred azcore.TokenCredential, credKind string) string {
+	if n, ok := cred.(*namedCredential); ok {
+		return n.info.what
 	}
-	return &TokenError{Credential: what, Err: err}
+	switch credKind {
+	case credAzureCLI:
+		return "Azure CLI (az)"
+	case credAzureDeveloperCLI:
+		return "Azure Developer CLI (azd)"
+	case "custom credential":
+		return "the credential given with WithCredential"
+	case "custom token cache":
+		return "the token cache given with WithTokenCache"
+	}
+	return strings.ReplaceAll(credKind, "_", " ") + " credential"
 }

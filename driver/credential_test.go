@@ -9,6 +9,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/pgentra/pgentra/internal/emulator/entra"
 	"github.com/pgentra/pgentra/token"
 )
@@ -244,5 +245,38 @@ func TestCredentialBuildErrorSaysPgentraOnce(t *testing.T) {
 	msg := err.Error()
 	if !strings.Contains(msg, "AZURE_TOKEN_CREDENTIALS") || !strings.Contains(msg, `"prod"`) || strings.Count(msg, "pgentra:") != 1 {
 		t.Errorf("error = %q", msg)
+	}
+}
+
+// TestTokenErrorAzureCLI: the CLI credentials keep their azidentity type
+// (token.Cache tells them apart by it) and are still named by what they are.
+func TestTokenErrorAzureCLI(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no az
+	for _, tt := range []struct {
+		kind, name string
+		check      func(azcore.TokenCredential) bool
+	}{
+		{"azure_cli", "Azure CLI (az)", func(c azcore.TokenCredential) bool { _, ok := c.(*azidentity.AzureCLICredential); return ok }},
+		{"azure_developer_cli", "Azure Developer CLI (azd)", func(c azcore.TokenCredential) bool {
+			_, ok := c.(*azidentity.AzureDeveloperCLICredential)
+			return ok
+		}},
+	} {
+		c, err := NewConnector("host=srv.postgres.database.azure.com user=carol@contoso.com azure_credential="+tt.kind, withGetenv(env(nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tt.check(c.cred) {
+			t.Errorf("%s: the Connector's credential is a %T, want azidentity's own", tt.kind, c.cred)
+		}
+		_, err = c.Connect(context.Background())
+		c.Close()
+		var te *TokenError
+		if !errors.As(err, &te) {
+			t.Fatalf("%s: err = %v, want a *TokenError", tt.kind, err)
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "pgentra: "+tt.name+": ") || strings.Count(msg, "pgentra:") != 1 || strings.Contains(msg, tt.kind+":") {
+			t.Errorf("%s: error = %q", tt.kind, msg)
+		}
 	}
 }
