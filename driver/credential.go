@@ -365,9 +365,9 @@ func credentialName(cred azcore.TokenCredential, credKind string) string {
 	case credAzureDeveloperCLI:
 		return "Azure Developer CLI (azd)"
 	case "custom credential":
-		return "the credential given with WithCredential"
+		return "custom credential (given with WithCredential)"
 	case "custom token cache":
-		return "the token cache given with WithTokenCache"
+		return "custom token cache (given with WithTokenCache)"
 	}
 	return strings.ReplaceAll(credKind, "_", " ") + " credential"
 }

@@ -228,7 +228,7 @@ func TestTokenErrorCustomCredential(t *testing.T) {
 		t.Fatalf("err = %v, want a *TokenError wrapping the credential's error", err)
 	}
 	msg := err.Error()
-	if !strings.HasPrefix(msg, "pgentra: the credential given with WithCredential: ") || strings.Count(msg, "pgentra:") != 1 {
+	if !strings.HasPrefix(msg, "pgentra: custom credential (given with WithCredential): ") || strings.Count(msg, "pgentra:") != 1 {
 		t.Errorf("error = %q", msg)
 	}
 }
