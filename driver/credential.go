@@ -284,24 +284,24 @@ func describeCredential(s settings, getenv func(string) string) credentialInfo {
 		}
 		return "system-assigned"
 	}
+	// Explicitly chosen credentials also say the setting that chose them.
+	set := "azure_credential=" + s.credential
 	switch s.credential {
 	case credManagedIdentity:
-		i.what, i.compute = "managed identity ("+mi()+")", true
+		i.what, i.compute = "managed identity ("+mi()+"; "+set+")", true
 	case credWorkloadIdentity:
-		i.what = "workload identity (client id " + orNone(firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))) + ")"
+		i.what = "workload identity (client id " + orNone(firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))) + "; " + set + ")"
 	case credClientSecret:
-		i.what = fmt.Sprintf("service principal (client id %s, tenant %s) with the client secret in $%s",
-			orNone(firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))), orNone(firstNonEmpty(s.tenantID, getenv("AZURE_TENANT_ID"))), s.clientSecretEnv)
+		i.what = fmt.Sprintf("service principal (client id %s, tenant %s, client secret in $%s; %s)",
+			orNone(firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))), orNone(firstNonEmpty(s.tenantID, getenv("AZURE_TENANT_ID"))), s.clientSecretEnv, set)
 	case credClientCertificate:
-		i.what = fmt.Sprintf("service principal (client id %s, tenant %s) with the certificate in %s",
+		i.what = fmt.Sprintf("service principal (client id %s, tenant %s, certificate %s; %s)",
 			orNone(firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))), orNone(firstNonEmpty(s.tenantID, getenv("AZURE_TENANT_ID"))),
-			orNone(firstNonEmpty(s.certificatePath, getenv("AZURE_CLIENT_CERTIFICATE_PATH"))))
+			orNone(firstNonEmpty(s.certificatePath, getenv("AZURE_CLIENT_CERTIFICATE_PATH"))), set)
 	case credEnvironment:
-		i.what = "EnvironmentCredential (AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH)"
-	case credAzureCLI:
-		i.what = "Azure CLI (az)"
-	case credAzureDeveloperCLI:
-		i.what = "Azure Developer CLI (azd)"
+		i.what = "EnvironmentCredential (AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH; " + set + ")"
+	case credAzureCLI, credAzureDeveloperCLI:
+		i.what = credentialName(nil, s.credential)
 	default:
 		i.compute = true
 		if i.idKey == "" {
@@ -361,9 +361,9 @@ func credentialName(cred azcore.TokenCredential, credKind string) string {
 	}
 	switch credKind {
 	case credAzureCLI:
-		return "Azure CLI (az)"
+		return "Azure CLI (az; azure_credential=azure_cli)"
 	case credAzureDeveloperCLI:
-		return "Azure Developer CLI (azd)"
+		return "Azure Developer CLI (azd; azure_credential=azure_developer_cli)"
 	case "custom credential":
 		return "custom credential (given with WithCredential)"
 	case "custom token cache":

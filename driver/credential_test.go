@@ -84,9 +84,9 @@ func TestTokenErrorNamesTheIdentity(t *testing.T) {
 		want      []string
 	}{
 		{"managed identity, client id", host + "azure_credential=managed_identity azure_client_id=" + nobody, nil,
-			"azure_client_id", append([]string{"pgentra: managed identity (client id " + nobody + "): ", "azure_client_id=" + nobody}, listing...)},
+			"azure_client_id", append([]string{"pgentra: managed identity (client id " + nobody + "; azure_credential=managed_identity): ", "azure_client_id=" + nobody}, listing...)},
 		{"managed identity, object id", host + "azure_credential=managed_identity azure_object_id=" + nobody, nil,
-			"azure_object_id", append([]string{"managed identity (object id " + nobody + ")", "azure_object_id=" + nobody}, listing...)},
+			"azure_object_id", append([]string{"managed identity (object id " + nobody + "; azure_credential=managed_identity)", "azure_object_id=" + nobody}, listing...)},
 		{"managed identity, resource id", host + "azure_credential=managed_identity azure_resource_id=/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nope", nil,
 			"azure_resource_id", append([]string{"managed identity (resource id /subscriptions/", "azure_resource_id=/subscriptions/"}, listing...)},
 		{"default chain, client id in the DSN", host + "azure_client_id=" + nobody, nil,
@@ -188,7 +188,7 @@ func TestClientSecretFromEnvironment(t *testing.T) {
 	e.vars["AZURE_CLIENT_SECRET"] = wrong
 	err = e.connectErr(t, dsn)
 	msg := err.Error()
-	for _, w := range []string{"pgentra: service principal (client id " + sp.AppID + ", tenant " + e.tenant.ID() + ") with the client secret in $AZURE_CLIENT_SECRET", "ClientSecretCredential"} {
+	for _, w := range []string{"pgentra: service principal (client id " + sp.AppID + ", tenant " + e.tenant.ID() + ", client secret in $AZURE_CLIENT_SECRET; azure_credential=client_secret): ", "ClientSecretCredential"} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("error lacks %q:\n%s", w, msg)
 		}
@@ -256,8 +256,8 @@ func TestTokenErrorAzureCLI(t *testing.T) {
 		kind, name string
 		check      func(azcore.TokenCredential) bool
 	}{
-		{"azure_cli", "Azure CLI (az)", func(c azcore.TokenCredential) bool { _, ok := c.(*azidentity.AzureCLICredential); return ok }},
-		{"azure_developer_cli", "Azure Developer CLI (azd)", func(c azcore.TokenCredential) bool {
+		{"azure_cli", "Azure CLI (az; azure_credential=azure_cli)", func(c azcore.TokenCredential) bool { _, ok := c.(*azidentity.AzureCLICredential); return ok }},
+		{"azure_developer_cli", "Azure Developer CLI (azd; azure_credential=azure_developer_cli)", func(c azcore.TokenCredential) bool {
 			_, ok := c.(*azidentity.AzureDeveloperCLICredential)
 			return ok
 		}},
