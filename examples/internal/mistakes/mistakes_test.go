@@ -206,8 +206,8 @@ func TestCarelessAttempts(t *testing.T) {
 				}
 				return err
 			},
-			want: []string{"syntax error at or near"},
-			readme: []readmeCheck{{quote: "syntax error at or near", section: "## With GORM, sqlx",
+			want: []string{`syntax error at or near ","`},
+			readme: []readmeCheck{{quote: `pq: syntax error at or near ","`, section: "## With GORM, sqlx",
 				fix: []string{`sqlx.NewDb(sqlDB, "postgres")`, `sqlx.BindDriver("pgentra", sqlx.DOLLAR)`}}},
 		},
 		{
