@@ -283,7 +283,7 @@ func (c *Connector) tokenError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return err // the caller gave up; the cache's error already says so
 	}
-	return fmt.Errorf("pgentra: %s: %w", c.credKind, err)
+	return newTokenError(c.cred, c.credKind, err)
 }
 
 func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, user string, err error) error {

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -32,9 +33,19 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 		co.Cloud, _ = cloudForScope(scope)
 	}
 	noDiscovery := o.disableInstanceDiscovery
+	info := describeCredential(s, getenv)
 	wrap := func(cred azcore.TokenCredential, err error) (azcore.TokenCredential, error) {
 		if err != nil {
-			return nil, fmt.Errorf("pgentra: building the %s credential (azure_credential=%s): %w", credentialLabel(s.credential), s.credential, err)
+			if errors.As(err, new(*ConfigError)) {
+				return nil, err // names its key already, with "pgentra:"
+			}
+			return nil, fmt.Errorf("pgentra: building the %s (azure_credential=%s): %w", info.what, s.credential, err)
+		}
+		return &namedCredential{TokenCredential: cred, info: info}, nil
+	}
+	unwrapped := func(cred azcore.TokenCredential, err error) (azcore.TokenCredential, error) {
+		if err != nil {
+			return nil, fmt.Errorf("pgentra: building the %s (azure_credential=%s): %w", info.what, s.credential, err)
 		}
 		return cred, nil
 	}
@@ -49,11 +60,15 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 			TokenFilePath: s.federatedTokenFile, DisableInstanceDiscovery: noDiscovery,
 		}))
 	case credClientSecret:
+		// Like client_certificate (and azidentity's EnvironmentCredential),
+		// what the DSN leaves out comes from AZURE_TENANT_ID / AZURE_CLIENT_ID.
+		tenant := firstNonEmpty(s.tenantID, getenv("AZURE_TENANT_ID"))
+		client := firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))
 		secret := getenv(s.clientSecretEnv)
-		if s.tenantID == "" || s.clientID == "" || secret == "" {
-			return nil, configErr(keyCredential, s.credential, "client_secret needs azure_tenant_id, azure_client_id and the secret in $%s (secrets are never DSN keys)", s.clientSecretEnv)
+		if tenant == "" || client == "" || secret == "" {
+			return nil, configErr(keyCredential, s.credential, "client_secret needs azure_tenant_id and azure_client_id (or $AZURE_TENANT_ID and $AZURE_CLIENT_ID) and the secret in $%s (secrets are never DSN keys)", s.clientSecretEnv)
 		}
-		return wrap(azidentity.NewClientSecretCredential(s.tenantID, s.clientID, secret, &azidentity.ClientSecretCredentialOptions{
+		return wrap(azidentity.NewClientSecretCredential(tenant, client, secret, &azidentity.ClientSecretCredentialOptions{
 			ClientOptions: co, DisableInstanceDiscovery: noDiscovery,
 		}))
 	case credClientCertificate:
@@ -84,9 +99,10 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 			ClientOptions: co, DisableInstanceDiscovery: noDiscovery,
 		}))
 	case credAzureCLI:
-		return wrap(azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: s.tenantID}))
+		// Not wrapped (see namedCredential): tokenError names it by its kind.
+		return unwrapped(azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: s.tenantID}))
 	case credAzureDeveloperCLI:
-		return wrap(azidentity.NewAzureDeveloperCLICredential(&azidentity.AzureDeveloperCLICredentialOptions{TenantID: s.tenantID}))
+		return unwrapped(azidentity.NewAzureDeveloperCLICredential(&azidentity.AzureDeveloperCLICredentialOptions{TenantID: s.tenantID}))
 	}
 	// default
 	if s.clientID == "" && s.objectID == "" && s.resourceID == "" && s.federatedTokenFile == "" {
@@ -177,10 +193,6 @@ func managedID(s settings) azidentity.ManagedIDKind {
 	return nil
 }
 
-func credentialLabel(kind string) string {
-	return strings.ReplaceAll(kind, "_", " ")
-}
-
 func firstNonEmpty(v ...string) string {
 	for _, s := range v {
 		if s != "" {
@@ -188,4 +200,174 @@ func firstNonEmpty(v ...string) string {
 		}
 	}
 	return ""
+}
+
+// TokenError is a failure to get an access token from the credential: no
+// login was attempted. Its message names the credential by what it is
+// ("managed identity (client id …)", "DefaultAzureCredential chain", "Azure
+// CLI (az)"), the DSN key or variable that picked the identity, and how to
+// check that identity; it never holds a token or a secret. Unwrap gives the
+// token cache's error, so errors.Is works for context errors and
+// token.ErrClosed, and errors.As for azidentity's error types.
+type TokenError struct {
+	// Credential says what the credential is, e.g.
+	// `managed identity (client id 1b2c…)`.
+	Credential string
+	// IdentityKey is the DSN key (or environment variable) that named the
+	// identity, e.g. "azure_client_id"; "" when none did.
+	IdentityKey string
+	// Hint says what to check.
+	Hint string
+	// Err is the error from the token cache and the credential.
+	Err error
+}
+
+// Error names the credential once, then the cause and the hint. The word
+// "pgentra:" appears once: the token cache's own prefix is dropped.
+func (e *TokenError) Error() string {
+	msg := "pgentra: " + e.Credential + ": " + strings.ReplaceAll(errorText(e.Err), "pgentra: ", "")
+	if e.Hint != "" {
+		msg += "; hint: " + e.Hint
+	}
+	return msg
+}
+
+// Unwrap returns the token cache's error.
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// credentialInfo is what error messages say about a credential pgentra
+// built: never a secret, only identifiers.
+type credentialInfo struct {
+	what string // "managed identity (client id …)"
+	// idKey / idValue: the DSN key or variable that named the identity.
+	idKey, idValue string
+	// compute: a managed identity of the compute may be the one asked, so a
+	// failure may mean the identity is not assigned to this VM / app.
+	compute bool
+}
+
+// namedCredential is a credential pgentra built, with what its errors
+// should call it. GetToken is the wrapped credential's own. The developer
+// CLI credentials are never wrapped: token.Cache tells them apart by their
+// azidentity type (they refuse claims challenges), and their kind says all
+// there is to say about them.
+type namedCredential struct {
+	azcore.TokenCredential
+	info credentialInfo
+}
+
+// Unwrap returns the azidentity credential.
+func (n *namedCredential) Unwrap() azcore.TokenCredential { return n.TokenCredential }
+
+// describeCredential names the credential newCredential builds for s.
+func describeCredential(s settings, getenv func(string) string) credentialInfo {
+	var i credentialInfo
+	switch {
+	case s.clientID != "":
+		i.idKey, i.idValue = keyClientID, s.clientID
+		if getenv(envSCClientID) == s.clientID {
+			i.idKey = keyClientID + " (from " + envSCClientID + ")"
+		}
+	case s.objectID != "":
+		i.idKey, i.idValue = keyObjectID, s.objectID
+	case s.resourceID != "":
+		i.idKey, i.idValue = keyResourceID, s.resourceID
+	}
+	mi := func() string {
+		switch {
+		case s.clientID != "":
+			return "client id " + s.clientID
+		case s.objectID != "":
+			return "object id " + s.objectID
+		case s.resourceID != "":
+			return "resource id " + s.resourceID
+		}
+		return "system-assigned"
+	}
+	// Explicitly chosen credentials also say the setting that chose them.
+	set := "azure_credential=" + s.credential
+	switch s.credential {
+	case credManagedIdentity:
+		i.what, i.compute = "managed identity ("+mi()+"; "+set+")", true
+	case credWorkloadIdentity:
+		i.what = "workload identity (client id " + orNone(firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))) + "; " + set + ")"
+	case credClientSecret:
+		i.what = fmt.Sprintf("service principal (client id %s, tenant %s, client secret in $%s; %s)",
+			orNone(firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))), orNone(firstNonEmpty(s.tenantID, getenv("AZURE_TENANT_ID"))), s.clientSecretEnv, set)
+	case credClientCertificate:
+		i.what = fmt.Sprintf("service principal (client id %s, tenant %s, certificate %s; %s)",
+			orNone(firstNonEmpty(s.clientID, getenv("AZURE_CLIENT_ID"))), orNone(firstNonEmpty(s.tenantID, getenv("AZURE_TENANT_ID"))),
+			orNone(firstNonEmpty(s.certificatePath, getenv("AZURE_CLIENT_CERTIFICATE_PATH"))), set)
+	case credEnvironment:
+		i.what = "EnvironmentCredential (AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH; " + set + ")"
+	case credAzureCLI, credAzureDeveloperCLI:
+		i.what = credentialName(nil, s.credential)
+	default:
+		i.compute = true
+		if i.idKey == "" {
+			if id := getenv("AZURE_CLIENT_ID"); id != "" {
+				// DefaultAzureCredential asks for this identity.
+				i.idKey, i.idValue = "AZURE_CLIENT_ID", id
+			}
+		}
+		switch {
+		case s.clientID != "" || s.objectID != "" || s.resourceID != "":
+			// Built by defaultChain: azidentity calls it ChainedTokenCredential.
+			i.what = "DefaultAzureCredential chain (managed identity " + mi() + "; azidentity reports it as ChainedTokenCredential)"
+		case i.idKey != "":
+			i.what = "DefaultAzureCredential chain (managed identity client id " + i.idValue + " from AZURE_CLIENT_ID)"
+		default:
+			i.what = "DefaultAzureCredential chain"
+		}
+	}
+	return i
+}
+
+// hint says what to check when a token can't be had from a credential
+// described by i.
+func (i credentialInfo) hint() string {
+	switch {
+	case i.idKey == "":
+		return ""
+	case i.compute:
+		return fmt.Sprintf("%s=%s names the managed identity to use: check that it is assigned to this compute. "+
+			"List the compute's identities (clientId, principalId, resource id) with "+
+			"`az vm identity show -g RG -n VM`, `az webapp identity show -g RG -n APP` (Functions: `az functionapp identity show`), "+
+			"`az containerapp identity show -g RG -n APP`, or `az aks show -g RG -n CLUSTER --query identityProfile`; "+
+			"then set %s to one of them, or assign this identity (e.g. `az vm identity assign -g RG -n VM --identities ID`)",
+			i.idKey, i.idValue, i.idKey)
+	default:
+		return fmt.Sprintf("%s=%s must be the client ID of the app registration or managed identity the token is for "+
+			"(`az ad sp show --id %s` shows which); check azure_tenant_id too", i.idKey, i.idValue, i.idValue)
+	}
+}
+
+// newTokenError explains a failure to get a token from cred, which is a
+// credential newCredential built (a *namedCredential), one given with
+// WithCredential, or nil when the Connector got a token cache from
+// WithTokenCache. credKind is the Connector's name for it.
+func newTokenError(cred azcore.TokenCredential, credKind string, err error) *TokenError {
+	if n, ok := cred.(*namedCredential); ok {
+		return &TokenError{Credential: n.info.what, IdentityKey: n.info.idKey, Hint: n.info.hint(), Err: err}
+	}
+	return &TokenError{Credential: credentialName(cred, credKind), Err: err}
+}
+
+// credentialName names the Connector's credential by what it is, for
+// messages: cred and credKind as the Connector holds them.
+func credentialName(cred azcore.TokenCredential, credKind string) string {
+	if n, ok := cred.(*namedCredential); ok {
+		return n.info.what
+	}
+	switch credKind {
+	case credAzureCLI:
+		return "Azure CLI (az; azure_credential=azure_cli)"
+	case credAzureDeveloperCLI:
+		return "Azure Developer CLI (azd; azure_credential=azure_developer_cli)"
+	case "custom credential":
+		return "custom credential (given with WithCredential)"
+	case "custom token cache":
+		return "custom token cache (given with WithTokenCache)"
+	}
+	return strings.ReplaceAll(credKind, "_", " ") + " credential"
 }

@@ -102,10 +102,32 @@ func Emulate(ctx context.Context, opts emulator.Options, app string) (*Target, e
 	return t, nil
 }
 
+// AdminSteps are the statements an administrator runs, in the
+// application's database, after creating an Entra role with
+// pgaadauth_create_principal — the README's "Schemas and migrations"
+// section shows them for role "id-orders" in database "app", and a test
+// keeps the two the same. A new role may log in and read the catalogs, but
+// since PostgreSQL 15 it may not create anything in schema public; these
+// give it CONNECT on the database, USAGE on public, and a schema of its own,
+// named like the role, which the default search_path ("$user", public)
+// puts first: ORMs and migration tools create their tables there with no
+// DSN change.
+func AdminSteps(role, database string) []string {
+	r := pq.QuoteIdentifier(role)
+	return []string{
+		"GRANT CONNECT ON DATABASE " + pq.QuoteIdentifier(database) + " TO " + r + ";",
+		"GRANT USAGE ON SCHEMA public TO " + r + ";",
+		"CREATE SCHEMA " + r + " AUTHORIZATION " + r + ";",
+	}
+}
+
+// Database is the database the emulator's DSNs name (emulator.Env.DSN).
+const Database = "postgres"
+
 // WebApp adds to env's tenant an App Service app named app with a
 // system-assigned managed identity, has the Entra administrator create its
-// role (pgaadauth_create_principal(app, false, false)) and a schema the
-// role owns (the GRANT step), and sets the
+// role (pgaadauth_create_principal(app, false, false)) and run AdminSteps
+// for it, and sets the
 // variables App Service would set with setenv (os.Setenv, or a test's
 // t.Setenv; unsetenv, when non-nil, is used by Close to undo it).
 //
@@ -122,10 +144,12 @@ func WebApp(ctx context.Context, env *emulator.Env, app string, setenv func(k, v
 			return nil, fmt.Errorf("creating the role for %q: %w", app, err)
 		}
 		// The GRANT step: since PostgreSQL 15 nobody may create tables in
-		// public, so give the role a schema of its own (first in the
+		// public, so the role gets a schema of its own (first in the
 		// default search_path, "$user", public).
-		if _, err := env.AdminDB.ExecContext(ctx, "create schema if not exists "+pq.QuoteIdentifier(app)+" authorization "+pq.QuoteIdentifier(app)); err != nil {
-			return nil, fmt.Errorf("creating a schema for %q: %w", app, err)
+		for _, stmt := range AdminSteps(app, Database) {
+			if _, err := env.AdminDB.ExecContext(ctx, stmt); err != nil {
+				return nil, fmt.Errorf("the administrator's step %q for %q: %w", stmt, app, err)
+			}
 		}
 	}
 	t := &Target{DSN: env.DSN(p.Name), Role: p.Name, Host: emulator.Host, Env: env, Principal: p}
