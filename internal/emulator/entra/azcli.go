@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 these errors reproduce the Azure CLI's and Entra's own texts verbatim (capitals and full stops included): clients and tests match them
+
 package entra
 
 import (
