@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	osuser "os/user"
-	"sync"
 	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -33,8 +32,8 @@ type Connector struct {
 
 	deriveUser bool
 	mgmtScope  string
-	userMu     sync.Mutex
-	user       atomic.Pointer[string]
+	lookup     userLookup             // the management-scope lookup of a derived user name
+	user       atomic.Pointer[string] // the derived user name, once known
 
 	current atomic.Pointer[pqEntry]
 
@@ -247,7 +246,10 @@ func (c *Connector) entry(tok, user string) *pqEntry {
 }
 
 // userFor returns the role to log in as: the DSN's user, or the one derived
-// from the token (once per Connector).
+// from the token (once per Connector). A token that names no principal is
+// looked up with a management-scope token of the same credential through
+// c.lookup: single-flight, bounded by ctx for this caller only, remembered
+// per identity when it names nobody either, backed off after a failure.
 func (c *Connector) userFor(ctx context.Context, tok azcore.AccessToken) (string, error) {
 	if !c.deriveUser {
 		return c.base.User, nil
@@ -255,18 +257,22 @@ func (c *Connector) userFor(ctx context.Context, tok azcore.AccessToken) (string
 	if u := c.user.Load(); u != nil {
 		return *u, nil
 	}
-	c.userMu.Lock()
-	defer c.userMu.Unlock()
-	if u := c.user.Load(); u != nil {
-		return *u, nil
-	}
-	u, err := deriveUser(ctx, tok, c.cred, c.mgmtScope)
+	claims, u, err := nameInToken(tok)
 	if err != nil {
 		return "", err
 	}
-	c.debug(ctx, "pgentra: user derived from the access token", slog.String("user", u))
-	c.user.Store(&u)
-	return u, nil
+	if u == "" {
+		if c.cred == nil {
+			return "", noPrincipalError(claims)
+		}
+		if u, err = c.lookup.name(ctx, claims, c.cred, c.credKind, c.mgmtScope); err != nil {
+			return "", err
+		}
+	}
+	if c.user.CompareAndSwap(nil, &u) {
+		c.debug(ctx, "pgentra: user derived from the access token", slog.String("user", u))
+	}
+	return *c.user.Load(), nil
 }
 
 func (c *Connector) tokenError(ctx context.Context, err error) error {
@@ -297,9 +303,10 @@ func (c *Connector) TokenCache() *token.Cache { return c.cache }
 func (c *Connector) Driver() driver.Driver { return &Driver{} }
 
 // Close stops the token cache the Connector built (not one passed with
-// WithTokenCache). database/sql calls it from DB.Close. Open connections are
-// not affected.
+// WithTokenCache) and a management-scope lookup of the user name in flight.
+// database/sql calls it from DB.Close. Open connections are not affected.
 func (c *Connector) Close() error {
+	c.lookup.close()
 	if c.ownsCache {
 		return c.cache.Close()
 	}
