@@ -74,6 +74,7 @@ func newEntry(tok azcore.AccessToken, now time.Time, margin time.Duration) *entr
 type flight struct {
 	done       chan struct{}
 	background bool
+	bypass     bool // asks the credential to skip its own cache (Refresh)
 	tok        azcore.AccessToken
 	err        error
 }
@@ -258,7 +259,7 @@ func (c *Cache) fetch(f *flight) {
 		err = ErrClosed
 	} else {
 		start := time.Now()
-		tok, err = c.getToken()
+		tok, err = c.getToken(f.bypass)
 		latency = time.Since(start)
 	}
 	now := c.opts.clock.Now()
@@ -296,7 +297,7 @@ func (c *Cache) fetch(f *flight) {
 
 // getToken calls the credential on the cache's context bounded by the fetch timeout and
 // turns its failures, including a panic, into the cache's error.
-func (c *Cache) getToken() (tok azcore.AccessToken, err error) {
+func (c *Cache) getToken(bypass bool) (tok azcore.AccessToken, err error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.fetchTimeout)
 	defer cancel()
 	defer func() {
@@ -306,7 +307,19 @@ func (c *Cache) getToken() (tok azcore.AccessToken, err error) {
 	}()
 	tro := c.opts.tro
 	tro.Scopes = []string{c.scope} // fresh slice: a credential may keep or modify it
-	tok, err = c.cred.GetToken(ctx, tro)
+	if bypass && tro.Claims == "" && honoursClaims(c.cred) {
+		tro.Claims = bypassClaims(c.opts.clock.Now())
+		tok, err = c.cred.GetToken(ctx, tro)
+		if err != nil && ctx.Err() == nil && mentionsClaims(err) {
+			// A chain (DefaultAzureCredential) that settled on a CLI credential refuses
+			// claims outright: ask once more without them.
+			tro.Claims = ""
+			tro.Scopes = []string{c.scope}
+			tok, err = c.cred.GetToken(ctx, tro)
+		}
+	} else {
+		tok, err = c.cred.GetToken(ctx, tro)
+	}
 	switch {
 	case err == nil:
 		return tok, nil
