@@ -9,6 +9,7 @@ import (
 	"os"
 	osuser "os/user"
 	"sync/atomic"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/lib/pq"
@@ -37,13 +38,7 @@ type Connector struct {
 
 	current atomic.Pointer[pqEntry]
 
-	// refused is the last token the server refused although it was fresh
-	// (fetched for that very login, or for the retry): a new token would be
-	// refused the same way (no role for the identity, wrong user), so
-	// logins that meet it again in the cache fail without fetching another
-	// and without a second attempt. A misconfigured pool must not spawn an
-	// `az` or call IMDS on every connect.
-	refused atomic.Pointer[string]
+	refused atomic.Pointer[refusal] // see refusal
 }
 
 var (
@@ -119,12 +114,15 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 }
 
 // Connect opens one physical connection: a token from the cache (usually no
-// I/O), pq's login with it as the password, and one retry with a fresh token
+// I/O), pq's login with it as the password, and one retry with a new token
 // if the server refuses a cached one (not if that token was refused when it
-// was fresh: a new one would not fare better). It returns pq's own connection, so
-// pq.ConnectorWithNotificationHandler, notices, COPY and *pq.Error work as
-// with pq alone; the token pq kept in it as the password is blanked once the
-// login is done. ctx bounds the whole attempt: token, dial, TLS and login.
+// was the newest: a new one would not fare better). The retry never sends
+// the refused token again: when the credential hands it back from its own
+// cache, the server's refusal is returned instead. It returns pq's own
+// connection, so pq.ConnectorWithNotificationHandler, notices, COPY and
+// *pq.Error work as with pq alone; the token pq kept in it as the password
+// is blanked once the login is done. ctx bounds the whole attempt: token,
+// user name, dial, TLS and login.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	var conn driver.Conn
 	err := c.withLogin(ctx, func(ctx context.Context, e *pqEntry) error {
@@ -146,20 +144,33 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 // as the user) and returns the server's error unchanged. The policy: a token
 // from the cache, the role (given or derived), one retry with a new token when
 // the server refuses a cached one — unless that token was already refused
-// when fresh — the refused-when-fresh marker, and the hints. Connect and
-// Listener both log in through it, so they behave alike.
+// when it was the newest — the refused-token marker, and the hints. Connect
+// and Listener both log in through it, so they behave alike.
+//
+// The retry's token comes from token.Cache.Refresh, which asks the
+// credential to bypass its own cache (MSAL keeps managed-identity and
+// service-principal tokens for hours). One token is never sent twice: if
+// the credential hands the refused token back, there is no second login and
+// the server's refusal is returned (with a clock-skew hint when the server
+// said "expired" of a token whose exp is still ahead here). If no new token
+// can be had, the server's refusal is returned joined with the credential's
+// error.
 func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Context, e *pqEntry) error) error {
 	tok, src, err := c.cache.Acquire(ctx)
 	if err != nil {
 		return c.tokenError(ctx, err)
 	}
 	if len(tok.Token) > maxPasswordLen {
-		return fmt.Errorf("%w: the %s credential returned %d bytes, PostgreSQL accepts at most %d (scope %q)",
-			ErrTokenTooLarge, c.credKind, len(tok.Token), maxPasswordLen, c.scope)
+		return c.tooLarge(tok)
+	}
+	if r := c.refused.Load(); r != nil && r.expired != nil && r.token == tok.Token {
+		// The server said this very token has expired: it never becomes
+		// valid again, so don't send it; the cache moves on by itself.
+		return c.connectError(ctx, tok, r.user, r.expired)
 	}
 	user, err := c.login(ctx, tok, attempt)
 	if err == nil {
-		if r := c.refused.Load(); r != nil && *r == tok.Token {
+		if r := c.refused.Load(); r != nil && r.token == tok.Token {
 			c.refused.CompareAndSwap(r, nil) // the role was fixed: retries are useful again
 		}
 		return nil
@@ -167,26 +178,39 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	if !isAuthFailure(err) || ctx.Err() != nil {
 		return c.connectError(ctx, tok, user, err)
 	}
-	fresh := src == token.Fetched
-	if !fresh && !c.wasRefusedFresh(tok.Token) {
-		// The server refused a token we had cached: it may have been revoked
-		// or the server's clock may disagree. Drop it (only if no newer one
-		// replaced it meanwhile) and try once with a fresh one.
-		c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
-		c.cache.Invalidate(tok.Token)
-		if tok, _, err = c.cache.Acquire(ctx); err != nil {
-			return c.tokenError(ctx, err)
-		}
-		if user, err = c.login(ctx, tok, attempt); err == nil {
-			return nil
-		}
-		fresh = true // the newest token there is
+	if src == token.Fetched || c.wasRefusedFresh(tok.Token) != nil {
+		c.markRefused(tok, user, err)
+		return c.connectError(ctx, tok, user, err)
 	}
-	if fresh && isAuthFailure(err) && ctx.Err() == nil {
-		refused := tok.Token // its own variable: &tok.Token would move tok to the heap on every call
-		c.refused.Store(&refused)
+	// The server refused a token we had cached: it may have been revoked, or
+	// the server's clock may disagree. Replace it (only if no newer one
+	// replaced it meanwhile) and try once with a new one.
+	c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
+	next, rerr := c.refreshFor(ctx, tok.Token)
+	if rerr != nil {
+		return c.connectError(ctx, tok, user, retryFailed(err, c.tokenError(ctx, rerr)))
+	}
+	if next.Token == tok.Token {
+		c.debug(ctx, "pgentra: the credential handed back the refused token; not retrying with it", slog.String("user", user))
+		c.markRefused(tok, user, err)
+		return c.connectError(ctx, tok, user, err)
+	}
+	if len(next.Token) > maxPasswordLen {
+		return c.tooLarge(next)
+	}
+	tok = next
+	if user, err = c.login(ctx, tok, attempt); err == nil {
+		return nil
+	}
+	if isAuthFailure(err) && ctx.Err() == nil {
+		c.markRefused(tok, user, err) // the newest token there is
 	}
 	return c.connectError(ctx, tok, user, err)
+}
+
+func (c *Connector) tooLarge(tok azcore.AccessToken) error {
+	return fmt.Errorf("%w: the %s credential returned %d bytes, PostgreSQL accepts at most %d (scope %q)",
+		ErrTokenTooLarge, c.credKind, len(tok.Token), maxPasswordLen, c.scope)
 }
 
 // login makes one attempt with tok as the role it maps to, and returns that
@@ -224,13 +248,6 @@ func (c *Connector) dial(ctx context.Context, e *pqEntry) (driver.Conn, error) {
 		return nil, fmt.Errorf("pgentra: connecting to %s: %w (%w)", c.base.Host, ctx.Err(), err)
 	}
 	return conn, err
-}
-
-// wasRefusedFresh reports whether tok is the token the server last refused
-// although it was fresh.
-func (c *Connector) wasRefusedFresh(tok string) bool {
-	r := c.refused.Load()
-	return r != nil && *r == tok
 }
 
 func (c *Connector) entry(tok, user string) *pqEntry {
@@ -286,7 +303,11 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 	if user == "" || ctx.Err() != nil {
 		return err // user derivation failed, or ctx ended: already explained
 	}
-	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, user, c.scope), Err: err}
+	hint := skewHint(err, tok.Token, time.Now())
+	if hint == "" {
+		hint = loginHint(err, user, c.scope)
+	}
+	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: hint, Err: err}
 	if c.logger != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
 	}

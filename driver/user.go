@@ -102,7 +102,8 @@ type userLookup struct {
 // identityLookup is the state of one identity's lookup.
 type identityLookup struct {
 	flight  *userFlight
-	err     error // the last failure, or the final answer when final
+	name    string // the answer, once found (for callers that gave up waiting)
+	err     error  // the last failure, or the final answer when final
 	final   bool
 	retryAt time.Time
 	backoff time.Duration
@@ -146,10 +147,10 @@ func (l *userLookup) name(ctx context.Context, claims token.Claims, cred azcore.
 		st = &identityLookup{}
 		l.ids[key] = st
 	}
-	if st.final {
-		err := st.err
+	if st.name != "" || st.final {
+		name, err := st.name, st.err
 		l.mu.Unlock()
-		return "", err
+		return name, err
 	}
 	f := st.flight
 	if f == nil {
@@ -190,7 +191,7 @@ func (l *userLookup) run(ctx context.Context, f *userFlight, st *identityLookup,
 	case l.closed:
 		err = errLookupClosed
 	case err == nil:
-		st.err, st.backoff = nil, 0
+		st.name, st.err, st.backoff = name, nil, 0
 	case final:
 		st.err, st.final = err, true
 	default:
