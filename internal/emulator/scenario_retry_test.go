@@ -258,3 +258,63 @@ func indexOf(s []string, v string) int {
 	}
 	return -1
 }
+
+// Issue 10 item 4 with a real managed identity: the management-scope
+// request of the user-name lookup hangs at IMDS. A Connect with a 200 ms
+// deadline returns at its deadline while another Connect waits for that
+// lookup, and the lookup is one IMDS request for both.
+func TestScenarioUserLookupHonoursDeadline(t *testing.T) {
+	env := startEnv(t)
+	p := e67Principal(t, env, "id-lookup", true)
+	env.Identity.Script(entra.Fault{}, entra.Fault{Hang: true}) // the database token, then the hung lookup
+	c, err := driver.NewConnector(e67MIDSN(env, p, ""), driver.WithClientOptions(env.ClientOptions()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	ctxA, cancelA := context.WithCancel(context.Background())
+	go func() {
+		conn, err := c.Connect(ctxA)
+		if conn != nil {
+			conn.Close()
+		}
+		first <- err
+	}()
+	for env.Identity.RequestsFor(p) < 2 { // the lookup is at IMDS
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	conn, err := c.Connect(ctx)
+	elapsed := time.Since(start)
+	if err == nil {
+		conn.Close()
+		t.Fatal("Connect succeeded while the user-name lookup hangs")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v; want it to wrap context.DeadlineExceeded", err)
+	}
+	if elapsed > 2*time.Second {
+		t.Errorf("Connect with a 200ms deadline returned after %v, while another Connect's lookup hangs", elapsed)
+	}
+	select {
+	case err := <-first:
+		t.Errorf("the first Connect returned (%v) although its lookup still hangs", err)
+	default:
+	}
+	if n := env.Identity.RequestsFor(p); n != 2 {
+		t.Errorf("IMDS requests = %d, want 2 (one token, one shared lookup)", n)
+	}
+	cancelA()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Errorf("first Connect: %v; want it to wrap context.Canceled", err)
+	}
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Error("Close did not stop the hung lookup")
+	}
+}
