@@ -143,9 +143,10 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 // one login with e (the base config with a token as the password and the role
 // as the user) and returns the server's error unchanged. The policy: a token
 // from the cache, the role (given or derived), one retry with a new token when
-// the server refuses a cached one — unless that token was already refused
-// when it was the newest — the refused-token marker, and the hints. Connect
-// and Listener both log in through it, so they behave alike.
+// the server refuses a cached one, or refuses as expired one just fetched
+// (the credential's own cache may have served it) — unless that token was
+// already refused when it was the newest — the refused-token marker, and the
+// hints. Connect and Listener both log in through it, so they behave alike.
 //
 // The retry's token comes from token.Cache.Refresh, which asks the
 // credential to bypass its own cache (MSAL keeps managed-identity and
@@ -178,13 +179,15 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	if !isAuthFailure(err) || ctx.Err() != nil {
 		return c.connectError(ctx, tok, user, err)
 	}
-	if src == token.Fetched || c.wasRefusedFresh(tok.Token) != nil {
+	if c.wasRefusedFresh(tok.Token) != nil || src == token.Fetched && !refusedAsExpired(err) {
 		c.markRefused(tok, user, err)
 		return c.connectError(ctx, tok, user, err)
 	}
 	// The server refused a token we had cached: it may have been revoked, or
-	// the server's clock may disagree. Replace it (only if no newer one
-	// replaced it meanwhile) and try once with a new one.
+	// the server's clock may disagree. Or it refused as expired a token just
+	// fetched, which the credential may have served from its own cache
+	// (MSAL's managed-identity cache is process-wide). Replace it (only if
+	// no newer one replaced it meanwhile) and try once with a new one.
 	c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
 	next, rerr := c.refreshFor(ctx, tok.Token)
 	if rerr != nil {

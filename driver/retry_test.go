@@ -270,3 +270,33 @@ func TestRefusedAsExpiredMatching(t *testing.T) {
 		t.Errorf("a token expired here too got a skew hint: %q", h)
 	}
 }
+
+// A token fetched for this very login may still come from the credential's
+// own cache: when the server refuses it as expired, the one retry asks past
+// that cache too (or, with the same token back, reports the clock skew).
+func TestExpiredFetchedTokenRetriedPastCredentialCache(t *testing.T) {
+	for _, honours := range []bool{true, false} {
+		t.Run(map[bool]string{true: "new token available", false: "credential returns the same token"}[honours], func(t *testing.T) {
+			cred := &msalLike{honoursClaims: honours, lifetime: time.Hour}
+			if _, err := cred.GetToken(context.Background(), scopeOpts(token.ScopePublic)); err != nil {
+				t.Fatal(err) // another pool of the process filled the credential's cache
+			}
+			c := retryConnector(t, cred)
+			logins := &scriptedLogins{script: []error{errExpired}}
+			err := c.withLogin(context.Background(), logins.attempt)
+			if reqs := cred.requests(); len(reqs) != 3 || reqs[2] == "" {
+				t.Errorf("credential requests' claims = %q; want the retry's with a claims challenge", reqs)
+			}
+			if honours {
+				if err != nil || len(logins.sent) != 2 || logins.sent[0] == logins.sent[1] {
+					t.Fatalf("err %v, %d logins; want one retry with a new token", err, len(logins.sent))
+				}
+				return
+			}
+			var le *LoginError
+			if len(logins.sent) != 1 || !errors.As(err, &le) || !strings.Contains(le.Hint, "clock skew") {
+				t.Fatalf("%d logins, err %v; want one login and the clock-skew hint", len(logins.sent), err)
+			}
+		})
+	}
+}
