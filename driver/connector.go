@@ -9,7 +9,6 @@ import (
 	"os"
 	osuser "os/user"
 	"sync/atomic"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/lib/pq"
@@ -306,11 +305,8 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 	if user == "" || ctx.Err() != nil {
 		return err // user derivation failed, or ctx ended: already explained
 	}
-	hint := skewHint(err, tok.Token, time.Now())
-	if hint == "" {
-		hint = loginHint(err, user, c.scope)
-	}
-	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: hint, Err: err}
+	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, user, c.scope), Err: err}
+	c.clockSkewHint(le, tok.Token)
 	if c.logger != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
 	}

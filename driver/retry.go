@@ -83,6 +83,14 @@ func skewHint(err error, tok string, now time.Time) string {
 		ahead, claims.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), ahead)
 }
 
+// clockSkewHint replaces le's hint with the clock-skew one when the server
+// refused tok as expired while its exp is still ahead here.
+func (c *Connector) clockSkewHint(le *LoginError, tok string) {
+	if h := skewHint(le.Err, tok, time.Now()); h != "" {
+		le.Hint = h
+	}
+}
+
 // retryFailed is the error of a login refused with a cached token when no
 // new token could be had to retry with: the server's refusal first (the
 // hint and errors.As(err, new(*pq.Error)) work on it), then the credential's
