@@ -143,7 +143,8 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 // as the user) and returns the server's error unchanged. The policy: a token
 // from the cache, the role (given or derived), one retry with a new token when
 // the server refuses a cached one, or refuses as expired one just fetched
-// (the credential's own cache may have served it) — unless that token was
+// whose exp is still ahead here (the credential's own cache may have served
+// it: clock skew) — unless that token was
 // already refused when it was the newest — the refused-token marker, and the
 // hints. Connect and Listener both log in through it, so they behave alike.
 //
@@ -178,14 +179,15 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	if !isAuthFailure(err) || ctx.Err() != nil {
 		return c.connectError(ctx, tok, user, err)
 	}
-	if c.wasRefusedFresh(tok.Token) != nil || src == token.Fetched && !refusedAsExpired(err) {
+	if c.wasRefusedFresh(tok.Token) != nil || src == token.Fetched && !c.skewed(err, tok) {
 		c.markRefused(tok, user, err)
 		return c.connectError(ctx, tok, user, err)
 	}
 	// The server refused a token we had cached: it may have been revoked, or
 	// the server's clock may disagree. Or it refused as expired a token just
-	// fetched, which the credential may have served from its own cache
-	// (MSAL's managed-identity cache is process-wide). Replace it (only if
+	// fetched whose exp is still ahead here: the credential may have served
+	// it from its own cache (MSAL's managed-identity cache is process-wide),
+	// judging expiry by this machine's clock. Replace it (only if
 	// no newer one replaced it meanwhile) and try once with a new one.
 	c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
 	next, rerr := c.refreshFor(ctx, tok.Token)

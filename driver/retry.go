@@ -21,9 +21,10 @@ import (
 // connect.
 type refusal struct {
 	token string
-	// expired is the server's refusal when it said the token has expired:
-	// such a token is never sent again (it cannot become valid), later
-	// logins fail at once with it.
+	// expired is the server's refusal when it said the token has expired
+	// while its exp is still ahead by this machine's clock (clock skew): the
+	// cache would go on serving it, but it never becomes valid again, so it
+	// is not sent again; later logins fail at once with this refusal.
 	expired error
 	user    string
 }
@@ -31,7 +32,7 @@ type refusal struct {
 // markRefused remembers tok as refused when it was the newest token.
 func (c *Connector) markRefused(tok azcore.AccessToken, user string, err error) {
 	r := &refusal{token: tok.Token, user: user}
-	if refusedAsExpired(err) {
+	if _, skewed := expiredButValidHere(err, tok.Token, time.Now()); skewed {
 		r.expired = err
 	}
 	c.refused.Store(r)
@@ -64,19 +65,30 @@ func refusedAsExpired(err error) bool {
 	return strings.HasPrefix(msg, azureExpired)
 }
 
-// skewHint explains a refusal as expired of a token whose exp is still ahead
-// by this machine's clock: the clocks disagree by at least the difference.
-// It returns "" when the refusal is not about expiry or the token is expired
-// here too (then it simply aged).
-func skewHint(err error, tok string, now time.Time) string {
+// expiredButValidHere reports whether the server refused tok as expired
+// although its exp is still ahead by this machine's clock, and by how much:
+// the clocks disagree by at least that. A token that simply aged (expired
+// here too, e.g. after a slow login) does not count.
+func expiredButValidHere(err error, tok string, now time.Time) (time.Duration, bool) {
 	if !refusedAsExpired(err) {
-		return ""
+		return 0, false
 	}
 	claims, perr := token.ParseClaims(tok)
 	if perr != nil || claims.ExpiresAt.IsZero() || !claims.ExpiresAt.After(now) {
+		return 0, false
+	}
+	return claims.ExpiresAt.Sub(now), true
+}
+
+// skewHint explains a refusal as expired of a token whose exp is still ahead
+// by this machine's clock; "" for any other refusal.
+func skewHint(err error, tok string, now time.Time) string {
+	ahead, ok := expiredButValidHere(err, tok, now)
+	if !ok {
 		return ""
 	}
-	ahead := claims.ExpiresAt.Sub(now).Round(time.Second)
+	claims, _ := token.ParseClaims(tok)
+	ahead = ahead.Round(time.Second)
 	return fmt.Sprintf("clock skew: the server says the token has expired, but by this machine's clock it is valid for another %s "+
 		"(exp %s, now %s here), so this machine's clock is at least %s behind the server's or Entra's; "+
 		"a new token does not help until the clocks agree: check the time synchronisation here (timedatectl status, chronyc tracking, w32tm /query /status)",
@@ -89,6 +101,13 @@ func (c *Connector) clockSkewHint(le *LoginError, tok string) {
 	if h := skewHint(le.Err, tok, time.Now()); h != "" {
 		le.Hint = h
 	}
+}
+
+// skewed reports whether err refuses tok as expired while its exp is still
+// ahead here.
+func (c *Connector) skewed(err error, tok azcore.AccessToken) bool {
+	_, ok := expiredButValidHere(err, tok.Token, time.Now())
+	return ok
 }
 
 // retryFailed is the error of a login refused with a cached token when no
