@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -32,18 +31,12 @@ type Connector struct {
 
 	deriveUser bool
 	mgmtScope  string
-	userMu     sync.Mutex
-	user       atomic.Pointer[string]
+	lookup     userLookup             // the management-scope lookup of a derived user name
+	user       atomic.Pointer[string] // the derived user name, once known
 
 	current atomic.Pointer[pqEntry]
 
-	// refused is the last token the server refused although it was fresh
-	// (fetched for that very login, or for the retry): a new token would be
-	// refused the same way (no role for the identity, wrong user), so
-	// logins that meet it again in the cache fail without fetching another
-	// and without a second attempt. A misconfigured pool must not spawn an
-	// `az` or call IMDS on every connect.
-	refused atomic.Pointer[string]
+	refused atomic.Pointer[refusal] // see refusal
 }
 
 var (
@@ -130,12 +123,15 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 }
 
 // Connect opens one physical connection: a token from the cache (usually no
-// I/O), pq's login with it as the password, and one retry with a fresh token
+// I/O), pq's login with it as the password, and one retry with a new token
 // if the server refuses a cached one (not if that token was refused when it
-// was fresh: a new one would not fare better). It returns pq's own connection, so
-// pq.ConnectorWithNotificationHandler, notices, COPY and *pq.Error work as
-// with pq alone; the token pq kept in it as the password is blanked once the
-// login is done. ctx bounds the whole attempt: token, dial, TLS and login.
+// was the newest: a new one would not fare better). The retry never sends
+// the refused token again: when the credential hands it back from its own
+// cache, the server's refusal is returned instead. It returns pq's own
+// connection, so pq.ConnectorWithNotificationHandler, notices, COPY and
+// *pq.Error work as with pq alone; the token pq kept in it as the password
+// is blanked once the login is done. ctx bounds the whole attempt: token,
+// user name, dial, TLS and login.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	var conn driver.Conn
 	err := c.withLogin(ctx, func(ctx context.Context, e *pqEntry) error {
@@ -156,21 +152,36 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 // one login with e (the base config with a token as the password and the role
 // as the user) and returns the server's error unchanged. The policy: a token
 // from the cache, the role (given or derived), one retry with a new token when
-// the server refuses a cached one — unless that token was already refused
-// when fresh — the refused-when-fresh marker, and the hints. Connect and
-// Listener both log in through it, so they behave alike.
+// the server refuses a cached one, or refuses as expired one just fetched
+// whose exp is still ahead here (the credential's own cache may have served
+// it: clock skew) — unless that token was
+// already refused when it was the newest — the refused-token marker, and the
+// hints. Connect and Listener both log in through it, so they behave alike.
+//
+// The retry's token comes from token.Cache.Refresh, which asks the
+// credential to bypass its own cache (MSAL keeps managed-identity and
+// service-principal tokens for hours). One token is never sent twice: if
+// the credential hands the refused token back, there is no second login and
+// the server's refusal is returned (with a clock-skew hint when the server
+// said "expired" of a token whose exp is still ahead here). If no new token
+// can be had, the server's refusal is returned joined with the credential's
+// error.
 func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Context, e *pqEntry) error) error {
 	tok, src, err := c.cache.Acquire(ctx)
 	if err != nil {
 		return c.tokenError(ctx, err)
 	}
 	if len(tok.Token) > maxPasswordLen {
-		return fmt.Errorf("%w: the %s credential returned %d bytes, PostgreSQL accepts at most %d (scope %q)",
-			ErrTokenTooLarge, c.credKind, len(tok.Token), maxPasswordLen, c.scope)
+		return c.tooLarge(tok)
+	}
+	if r := c.refused.Load(); r != nil && r.expired != nil && r.token == tok.Token {
+		// The server said this very token has expired: it never becomes
+		// valid again, so don't send it; the cache moves on by itself.
+		return c.connectError(ctx, tok, r.user, r.expired)
 	}
 	user, err := c.login(ctx, tok, attempt)
 	if err == nil {
-		if r := c.refused.Load(); r != nil && *r == tok.Token {
+		if r := c.refused.Load(); r != nil && r.token == tok.Token {
 			c.refused.CompareAndSwap(r, nil) // the role was fixed: retries are useful again
 		}
 		return nil
@@ -178,26 +189,42 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	if !isAuthFailure(err) || ctx.Err() != nil {
 		return c.connectError(ctx, tok, user, err)
 	}
-	fresh := src == token.Fetched
-	if !fresh && !c.wasRefusedFresh(tok.Token) {
-		// The server refused a token we had cached: it may have been revoked
-		// or the server's clock may disagree. Drop it (only if no newer one
-		// replaced it meanwhile) and try once with a fresh one.
-		c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
-		c.cache.Invalidate(tok.Token)
-		if tok, _, err = c.cache.Acquire(ctx); err != nil {
-			return c.tokenError(ctx, err)
-		}
-		if user, err = c.login(ctx, tok, attempt); err == nil {
-			return nil
-		}
-		fresh = true // the newest token there is
+	if c.wasRefusedFresh(tok.Token) != nil || src == token.Fetched && !c.skewed(err, tok) {
+		c.markRefused(tok, user, err)
+		return c.connectError(ctx, tok, user, err)
 	}
-	if fresh && isAuthFailure(err) && ctx.Err() == nil {
-		refused := tok.Token // its own variable: &tok.Token would move tok to the heap on every call
-		c.refused.Store(&refused)
+	// The server refused a token we had cached: it may have been revoked, or
+	// the server's clock may disagree. Or it refused as expired a token just
+	// fetched whose exp is still ahead here: the credential may have served
+	// it from its own cache (MSAL's managed-identity cache is process-wide),
+	// judging expiry by this machine's clock. Replace it (only if
+	// no newer one replaced it meanwhile) and try once with a new one.
+	c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
+	next, rerr := c.refreshFor(ctx, tok.Token)
+	if rerr != nil {
+		return c.connectError(ctx, tok, user, retryFailed(err, c.tokenError(ctx, rerr)))
+	}
+	if next.Token == tok.Token {
+		c.debug(ctx, "pgentra: the credential handed back the refused token; not retrying with it", slog.String("user", user))
+		c.markRefused(tok, user, err)
+		return c.connectError(ctx, tok, user, err)
+	}
+	if len(next.Token) > maxPasswordLen {
+		return c.tooLarge(next)
+	}
+	tok = next
+	if user, err = c.login(ctx, tok, attempt); err == nil {
+		return nil
+	}
+	if isAuthFailure(err) && ctx.Err() == nil {
+		c.markRefused(tok, user, err) // the newest token there is
 	}
 	return c.connectError(ctx, tok, user, err)
+}
+
+func (c *Connector) tooLarge(tok azcore.AccessToken) error {
+	return fmt.Errorf("%w: the %s credential returned %d bytes, PostgreSQL accepts at most %d (scope %q)",
+		ErrTokenTooLarge, c.credKind, len(tok.Token), maxPasswordLen, c.scope)
 }
 
 // login makes one attempt with tok as the role it maps to, and returns that
@@ -237,13 +264,6 @@ func (c *Connector) dial(ctx context.Context, e *pqEntry) (driver.Conn, error) {
 	return conn, err
 }
 
-// wasRefusedFresh reports whether tok is the token the server last refused
-// although it was fresh.
-func (c *Connector) wasRefusedFresh(tok string) bool {
-	r := c.refused.Load()
-	return r != nil && *r == tok
-}
-
 func (c *Connector) entry(tok, user string) *pqEntry {
 	if e := c.current.Load(); e != nil && e.token == tok && e.user == user {
 		return e
@@ -257,7 +277,10 @@ func (c *Connector) entry(tok, user string) *pqEntry {
 }
 
 // userFor returns the role to log in as: the DSN's user, or the one derived
-// from the token (once per Connector).
+// from the token (once per Connector). A token that names no principal is
+// looked up with a management-scope token of the same credential through
+// c.lookup: single-flight, bounded by ctx for this caller only, remembered
+// per identity when it names nobody either, backed off after a failure.
 func (c *Connector) userFor(ctx context.Context, tok azcore.AccessToken) (string, error) {
 	if !c.deriveUser {
 		return c.base.User, nil
@@ -265,18 +288,22 @@ func (c *Connector) userFor(ctx context.Context, tok azcore.AccessToken) (string
 	if u := c.user.Load(); u != nil {
 		return *u, nil
 	}
-	c.userMu.Lock()
-	defer c.userMu.Unlock()
-	if u := c.user.Load(); u != nil {
-		return *u, nil
-	}
-	u, err := deriveUser(ctx, tok, c.cred, c.mgmtScope)
+	claims, u, err := nameInToken(tok)
 	if err != nil {
 		return "", err
 	}
-	c.debug(ctx, "pgentra: user derived from the access token", slog.String("user", u))
-	c.user.Store(&u)
-	return u, nil
+	if u == "" {
+		if c.cred == nil {
+			return "", noPrincipalError(claims)
+		}
+		if u, err = c.lookup.name(ctx, claims, c.cred, c.credKind, c.mgmtScope); err != nil {
+			return "", err
+		}
+	}
+	if c.user.CompareAndSwap(nil, &u) {
+		c.debug(ctx, "pgentra: user derived from the access token", slog.String("user", u))
+	}
+	return *c.user.Load(), nil
 }
 
 func (c *Connector) tokenError(ctx context.Context, err error) error {
@@ -291,6 +318,7 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 		return err // user derivation failed, or ctx ended: already explained
 	}
 	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, hintInput{User: user, Given: !c.deriveUser, Scope: c.scope, Token: tok.Token, Port: c.base.Port}), Err: err}
+	c.clockSkewHint(le, tok.Token)
 	if c.logger != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
 	}
@@ -307,9 +335,10 @@ func (c *Connector) TokenCache() *token.Cache { return c.cache }
 func (c *Connector) Driver() driver.Driver { return &Driver{} }
 
 // Close stops the token cache the Connector built (not one passed with
-// WithTokenCache). database/sql calls it from DB.Close. Open connections are
-// not affected.
+// WithTokenCache) and a management-scope lookup of the user name in flight.
+// database/sql calls it from DB.Close. Open connections are not affected.
 func (c *Connector) Close() error {
+	c.lookup.close()
 	if c.ownsCache {
 		return c.cache.Close()
 	}

@@ -13,9 +13,22 @@
 // password and returns pq's own connection. Azure checks the token only at
 // login, so an open connection outlives its token; tokens are refreshed ahead
 // of expiry for the connections still to come. A login refused with a cached
-// token is retried once with a fresh one, unless the server already refused
-// that token when it was fresh (a misconfigured role): a new token would not
-// help, and the credential is not asked again on every connect.
+// token is retried once with a new one, asked for past the credential's own
+// cache (MSAL keeps managed-identity and service-principal tokens for
+// hours); one token is never sent twice, so when the credential can only
+// hand the refused token back (the Azure CLI), there is no retry. There is
+// none either when the server already refused that token when it was the
+// newest (a misconfigured role): a new token would not help, and the
+// credential is not asked again on every connect. When the server says
+// "expired" of a token whose exp is still ahead by this machine's clock,
+// the error's hint names clock skew and the measured difference.
+//
+// With no user in the DSN, the role is derived from the token; a managed
+// identity's database token names nobody, so the same credential is asked
+// once for a management-scope token. That lookup is shared by concurrent
+// connects (each stops waiting when its ctx ends), remembered for an
+// identity that names no principal, and backed off after a failure, whose
+// cause the error reports.
 //
 // # Connection strings
 //

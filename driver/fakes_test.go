@@ -63,6 +63,8 @@ type fakeCredential struct {
 	now       func() time.Time // clock for ExpiresOn; time.Now when nil
 	err       error
 	delay     time.Duration
+	mgmtErr   error         // management scope only
+	mgmtBlock chan struct{} // management-scope requests wait for it (or their ctx)
 	serial    int
 	last      string
 	calls     atomic.Int32
@@ -73,6 +75,16 @@ func (f *fakeCredential) GetToken(ctx context.Context, o policy.TokenRequestOpti
 	mgmt := len(o.Scopes) == 1 && o.Scopes[0] == "https://management.azure.com/.default"
 	if mgmt {
 		f.mgmtCalls.Add(1)
+		if f.mgmtBlock != nil {
+			select {
+			case <-f.mgmtBlock:
+			case <-ctx.Done():
+				return azcore.AccessToken{}, ctx.Err()
+			}
+		}
+		if f.mgmtErr != nil {
+			return azcore.AccessToken{}, f.mgmtErr
+		}
 	} else {
 		f.calls.Add(1)
 	}

@@ -2,12 +2,28 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/pgentra/pgentra/token"
 )
+
+// Bounds of the management-scope user lookup. The lookup runs on its own
+// context, never a caller's: a caller whose ctx ends stops waiting, the
+// lookup goes on for the others (like token.Cache's fetch).
+const (
+	userLookupTimeout    = 2 * time.Minute // IMDS' own retries can take ~97 s
+	userLookupBackoff    = time.Second     // first pause after a failed lookup
+	userLookupBackoffMax = time.Minute
+)
+
+// errLookupClosed is returned to callers of a lookup that Close stopped.
+var errLookupClosed = errors.New("pgentra: connector closed")
 
 // deriveUser finds the PostgreSQL role name of the identity behind tok
 // (DESIGN §9): the last segment of xms_mirid for a managed identity, else the
@@ -15,28 +31,194 @@ import (
 //
 // Database-scope managed-identity tokens carry no xms_mirid, so when the
 // token names nobody and a credential is at hand, the same credential is
-// asked once for a management-scope token, which does. Service principals
-// carry no name at all: their role is the app's display name, which only the
-// DSN can give.
+// asked for a management-scope token, which does. Service principals carry
+// no name at all: their role is the app's display name, which only the DSN
+// can give. The Connector calls it through userLookup, which makes the
+// management-scope request single-flight, remembers an identity that names
+// no principal and backs off after a failure.
 func deriveUser(ctx context.Context, tok azcore.AccessToken, cred azcore.TokenCredential, mgmtScope string) (string, error) {
+	claims, name, err := nameInToken(tok)
+	if err != nil || name != "" {
+		return name, err
+	}
+	if cred == nil {
+		return "", noPrincipalError(claims)
+	}
+	name, _, err = managementName(ctx, cred, "", mgmtScope, claims)
+	return name, err
+}
+
+// nameInToken reads the role name from the token itself; "" with a nil
+// error when the token names no principal.
+func nameInToken(tok azcore.AccessToken) (token.Claims, string, error) {
 	claims, err := token.ParseClaims(tok.Token)
 	if err != nil {
-		return "", fmt.Errorf("%w: the DSN names no user and the access token can't be read to find one (%w); set user to the role created with pgaadauth_create_principal", ErrNoUser, err)
+		return claims, "", fmt.Errorf("%w: the DSN names no user and the access token can't be read to find one (%w); set user to the role created with pgaadauth_create_principal", ErrNoUser, err)
 	}
-	if name := claims.PrincipalName(); name != "" {
-		return name, nil
+	return claims, claims.PrincipalName(), nil
+}
+
+func noPrincipalError(c token.Claims) error {
+	return fmt.Errorf("%w: the DSN names no user and the access token does not name its principal (%s); set user to the role created for it with pgaadauth_create_principal (for a service principal: the app's display name)", ErrNoUser, describe(c))
+}
+
+// managementName asks cred for a management-scope token and reads the
+// principal's name from it. final reports an answer that will not change for
+// this identity (the management token names nobody either); a failed request
+// is not final. The error of a failed request says what was asked and wraps
+// the credential's error.
+func managementName(ctx context.Context, cred azcore.TokenCredential, credKind, mgmtScope string, claims token.Claims) (name string, final bool, err error) {
+	mt, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{mgmtScope}})
+	if err != nil {
+		by := "the credential"
+		if credKind != "" {
+			by = "the " + credKind + " credential"
+		}
+		return "", false, fmt.Errorf("%w: the DSN names no user and the access token does not name its principal (%s); asking %s for a management-scope token (%s) to find the name failed: %w",
+			ErrNoUser, describe(claims), by, mgmtScope, err)
 	}
-	if cred != nil {
-		mt, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{mgmtScope}})
-		if err == nil {
-			if mc, err := token.ParseClaims(mt.Token); err == nil {
-				if name := mc.PrincipalName(); name != "" {
-					return name, nil
-				}
-			}
+	if mc, err := token.ParseClaims(mt.Token); err == nil {
+		if name := mc.PrincipalName(); name != "" {
+			return name, true, nil
 		}
 	}
-	return "", fmt.Errorf("%w: the DSN names no user and the access token does not name its principal (%s); set user to the role created for it with pgaadauth_create_principal (for a service principal: the app's display name)", ErrNoUser, describe(claims))
+	return "", true, noPrincipalError(claims)
+}
+
+// userLookup runs the management-scope lookups of one Connector. Its zero
+// value is ready to use. Per identity (tenant and object ID of the database
+// token) there is at most one lookup in flight; an identity whose tokens
+// name no principal is remembered, so a misconfigured pool asks once; a
+// failed lookup is not repeated before a jittered back-off (1 s doubling to
+// 1 min) has passed. mu is never held across I/O.
+type userLookup struct {
+	mu     sync.Mutex
+	closed bool
+	ids    map[string]*identityLookup
+	wg     sync.WaitGroup   // lookup goroutines
+	now    func() time.Time // nil: time.Now (tests move it)
+}
+
+// identityLookup is the state of one identity's lookup.
+type identityLookup struct {
+	flight  *userFlight
+	name    string // the answer, once found (for callers that gave up waiting)
+	err     error  // the last failure, or the final answer when final
+	final   bool
+	retryAt time.Time
+	backoff time.Duration
+}
+
+// userFlight is one management-scope request; name and err are written
+// before done is closed.
+type userFlight struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	name   string
+	err    error
+}
+
+func (l *userLookup) clock() time.Time {
+	if l.now != nil {
+		return l.now()
+	}
+	return time.Now()
+}
+
+// name returns the role name of the identity behind claims, from a
+// management-scope token of cred. It waits for the identity's lookup in
+// flight (or starts one) until ctx ends; then it returns an error wrapping
+// ctx.Err() while the lookup goes on.
+func (l *userLookup) name(ctx context.Context, claims token.Claims, cred azcore.TokenCredential, credKind, mgmtScope string) (string, error) {
+	key := claims.TenantID + "/" + claims.ObjectID
+	if claims.ObjectID == "" {
+		key = claims.TenantID + "/appid:" + claims.AppID
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return "", errLookupClosed
+	}
+	if l.ids == nil {
+		l.ids = make(map[string]*identityLookup)
+	}
+	st := l.ids[key]
+	if st == nil {
+		st = &identityLookup{}
+		l.ids[key] = st
+	}
+	if st.name != "" || st.final {
+		name, err := st.name, st.err
+		l.mu.Unlock()
+		return name, err
+	}
+	f := st.flight
+	if f == nil {
+		if now := l.clock(); st.err != nil && now.Before(st.retryAt) {
+			err, wait := st.err, st.retryAt.Sub(now)
+			l.mu.Unlock()
+			return "", fmt.Errorf("%w (next attempt in %s)", err, wait.Round(time.Millisecond))
+		}
+		fctx, cancel := context.WithTimeout(context.Background(), userLookupTimeout)
+		f = &userFlight{done: make(chan struct{}), cancel: cancel}
+		st.flight = f
+		l.wg.Add(1)
+		go l.run(fctx, f, st, claims, cred, credKind, mgmtScope)
+	}
+	l.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.name, f.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("pgentra: the DSN names no user; waiting for the management-scope token that names the principal (%s): %w", describe(claims), ctx.Err())
+	}
+}
+
+func (l *userLookup) run(ctx context.Context, f *userFlight, st *identityLookup, claims token.Claims, cred azcore.TokenCredential, credKind, mgmtScope string) {
+	defer l.wg.Done()
+	defer f.cancel()
+	name, final, err := func() (name string, final bool, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				name, final, err = "", false, fmt.Errorf("%w: the management-scope lookup of the user name panicked: %v", ErrNoUser, p)
+			}
+		}()
+		return managementName(ctx, cred, credKind, mgmtScope, claims)
+	}()
+	l.mu.Lock()
+	st.flight = nil
+	switch {
+	case l.closed:
+		err = errLookupClosed
+	case err == nil:
+		st.name, st.err, st.backoff = name, nil, 0
+	case final:
+		st.err, st.final = err, true
+	default:
+		if st.backoff == 0 {
+			st.backoff = userLookupBackoff
+		} else {
+			st.backoff = min(2*st.backoff, userLookupBackoffMax)
+		}
+		st.err, st.retryAt = err, l.clock().Add(st.backoff/2+rand.N(st.backoff-st.backoff/2+1))
+	}
+	l.mu.Unlock()
+	f.name, f.err = name, err
+	close(f.done)
+}
+
+// close stops the lookups in flight and waits for their goroutines; later
+// lookups fail.
+func (l *userLookup) close() {
+	l.mu.Lock()
+	l.closed = true
+	for _, st := range l.ids {
+		if st.flight != nil {
+			st.flight.cancel()
+		}
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
 }
 
 // describe names a token's principal for error messages: identifiers, never

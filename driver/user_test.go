@@ -3,8 +3,10 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/pgentra/pgentra/token"
@@ -61,5 +63,177 @@ func TestDeriveUserUnreadableToken(t *testing.T) {
 	_, err := deriveUser(context.Background(), azcore.AccessToken{Token: "opaque-" + secretMarker}, nil, token.ScopeManagement)
 	if !errors.Is(err, ErrNoUser) || strings.Contains(err.Error(), secretMarker) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+const uamiID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-app/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-orders"
+
+// lookupConnector is a Connector with no user in the DSN, whose logins go to
+// a closed port: a Connect that gets past the user name fails dialling.
+func lookupConnector(t *testing.T, cred *fakeCredential) *Connector {
+	t.Helper()
+	t.Setenv("PGUSER", "")
+	c, err := NewConnector(fmt.Sprintf("host=127.0.0.1 port=%d dbname=d sslmode=disable", closedPort(t)), WithCredential(cred))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.deriveUser {
+		t.Fatal("the connector does not derive its user")
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// connectAsync runs c.Connect(ctx) and delivers its error.
+func connectAsync(c *Connector, ctx context.Context) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		conn, err := c.Connect(ctx)
+		if conn != nil {
+			conn.Close()
+		}
+		ch <- err
+	}()
+	return ch
+}
+
+// wait returns the error from ch, or fails the test if none comes within
+// 10 s (a safety bound: the callers return on their own much sooner).
+func waitErr(t *testing.T, ch <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: Connect did not return", what)
+		return nil
+	}
+}
+
+// Issue 10 item 4: every caller's ctx bounds its own wait for the
+// management-scope lookup, which is one request for all of them and goes on
+// when the caller that started it gives up.
+func TestUserLookupHonoursEachCallersContext(t *testing.T) {
+	cred := &fakeCredential{claims: miDBClaims(), mgmt: miMgmtClaims(uamiID), mgmtBlock: make(chan struct{})}
+	c := lookupConnector(t, cred)
+
+	ctxA, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	errA := connectAsync(c, ctxA)
+	for cred.mgmtCalls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctxB, cancelB := context.WithCancel(context.Background())
+	errB := connectAsync(c, ctxB)
+	cancelB()
+	err := waitErr(t, errB, "B, cancelled while another caller's lookup runs")
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("B: %v; want it to wrap context.Canceled", err)
+	}
+	select {
+	case err := <-errA:
+		t.Fatalf("A returned (%v) although the lookup is still blocked", err)
+	default:
+	}
+	// A, who started the lookup, gives up too: the lookup goes on.
+	cancelA()
+	if err := waitErr(t, errA, "A"); !errors.Is(err, context.Canceled) {
+		t.Errorf("A: %v; want it to wrap context.Canceled", err)
+	}
+	errC := connectAsync(c, context.Background())
+	close(cred.mgmtBlock)
+	err = waitErr(t, errC, "C")
+	if errors.Is(err, ErrNoUser) || err == nil {
+		t.Errorf("C: %v; want the user derived and the dial to a closed port to fail", err)
+	}
+	if u := c.user.Load(); u == nil || *u != "id-orders" {
+		t.Errorf("derived user = %v, want id-orders", u)
+	}
+	if n := cred.mgmtCalls.Load(); n != 1 {
+		t.Errorf("management-scope requests = %d, want 1 for three callers", n)
+	}
+}
+
+// A failed lookup reports its cause (errors.Is works), not "set user", and
+// is not repeated on every connect: the next attempt waits for a back-off.
+func TestUserLookupFailureCauseAndBackoff(t *testing.T) {
+	cred := &fakeCredential{claims: miDBClaims(), mgmt: miMgmtClaims(uamiID), mgmtErr: errCredential}
+	c := lookupConnector(t, cred)
+	clock := &fakeClock{now: time.Now()}
+	c.lookup.now = clock.Now
+	for i := range 10 {
+		_, err := c.Connect(context.Background())
+		if !errors.Is(err, errCredential) || !errors.Is(err, ErrNoUser) {
+			t.Fatalf("connect %d: %v; want the credential's error (and ErrNoUser)", i, err)
+		}
+		for _, must := range []string{errCredential.Error(), "management-scope", "oid=9c8d7e6f"} {
+			if !strings.Contains(err.Error(), must) {
+				t.Errorf("connect %d: error %q lacks %q", i, err, must)
+			}
+		}
+		if strings.Contains(err.Error(), "set user") {
+			t.Errorf("connect %d: error %q blames the DSN for a failed lookup", i, err)
+		}
+		if i > 0 && !strings.Contains(err.Error(), "next attempt in") {
+			t.Errorf("connect %d: error %q does not say when the lookup is retried", i, err)
+		}
+	}
+	if n := cred.mgmtCalls.Load(); n != 1 {
+		t.Errorf("management-scope requests = %d for 10 connects within the back-off, want 1", n)
+	}
+	clock.Add(userLookupBackoff + time.Millisecond) // past the first back-off
+	if _, err := c.Connect(context.Background()); !errors.Is(err, errCredential) {
+		t.Fatalf("after the back-off: %v", err)
+	}
+	if n := cred.mgmtCalls.Load(); n != 2 {
+		t.Errorf("management-scope requests = %d after the back-off, want 2", n)
+	}
+	cred.mu.Lock()
+	cred.mgmtErr = nil
+	cred.mu.Unlock()
+	clock.Add(2*userLookupBackoff + time.Millisecond)
+	if _, err := c.Connect(context.Background()); err == nil || errors.Is(err, ErrNoUser) {
+		t.Fatalf("after the credential recovered: %v; want the user derived and the dial to fail", err)
+	}
+	if u := c.user.Load(); u == nil || *u != "id-orders" {
+		t.Errorf("derived user = %v, want id-orders", u)
+	}
+	if n := cred.mgmtCalls.Load(); n != 3 {
+		t.Errorf("management-scope requests = %d, want 3", n)
+	}
+}
+
+// A token whose identity names no principal, even at management scope (a
+// service principal), is remembered: 10 connects of a misconfigured pool
+// make one management-scope request, and all say to set user.
+func TestUserLookupRemembersNoPrincipal(t *testing.T) {
+	cred := &fakeCredential{claims: spClaims(), mgmt: spClaims()}
+	c := lookupConnector(t, cred)
+	for i := range 10 {
+		_, err := c.Connect(context.Background())
+		if !errors.Is(err, ErrNoUser) || !strings.Contains(err.Error(), "set user") || !strings.Contains(err.Error(), "appid=3f2e1d0c") {
+			t.Fatalf("connect %d: %v; want ErrNoUser saying to set user", i, err)
+		}
+		if strings.Contains(err.Error(), secretMarker) {
+			t.Fatalf("error leaks the token: %v", err)
+		}
+	}
+	if n := cred.mgmtCalls.Load(); n != 1 {
+		t.Errorf("management-scope requests = %d for 10 connects, want 1", n)
+	}
+}
+
+// Close stops a lookup in flight (no goroutine outlives it) and its waiters
+// return.
+func TestUserLookupStoppedByClose(t *testing.T) {
+	cred := &fakeCredential{claims: miDBClaims(), mgmt: miMgmtClaims(uamiID), mgmtBlock: make(chan struct{})}
+	c := lookupConnector(t, cred)
+	errA := connectAsync(c, context.Background())
+	for cred.mgmtCalls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.Close()
+	if err := waitErr(t, errA, "after Close"); err == nil || errors.Is(err, errCredential) {
+		t.Errorf("waiter after Close: %v", err)
 	}
 }

@@ -1,0 +1,125 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/token"
+)
+
+// refusal is a token the server refused although it was the newest token the
+// credential would give (fetched for that very login, handed back unchanged
+// by Cache.Refresh, or the retry's). A new token would be refused the same
+// way (no role for the identity, wrong user) or cannot be had, so logins
+// that meet it again in the cache are not retried and ask the credential for
+// nothing: a misconfigured pool must not spawn an `az` or call IMDS on every
+// connect.
+type refusal struct {
+	token string
+	// expired is the server's refusal when it said the token has expired
+	// while its exp is still ahead by this machine's clock (clock skew): the
+	// cache would go on serving it, but it never becomes valid again, so it
+	// is not sent again; later logins fail at once with this refusal.
+	expired error
+	user    string
+}
+
+// markRefused remembers tok as refused when it was the newest token.
+func (c *Connector) markRefused(tok azcore.AccessToken, user string, err error) {
+	r := &refusal{token: tok.Token, user: user}
+	if _, skewed := expiredButValidHere(err, tok.Token, time.Now()); skewed {
+		r.expired = err
+	}
+	c.refused.Store(r)
+}
+
+// wasRefusedFresh returns the refusal of tok if it is the token the server
+// last refused although it was the newest; nil otherwise.
+func (c *Connector) wasRefusedFresh(tok string) *refusal {
+	if r := c.refused.Load(); r != nil && r.token == tok {
+		return r
+	}
+	return nil
+}
+
+// azureExpired is the start of Azure's refusal of an expired token ("The
+// access token has expired. Please acquire a new token and retry."), in
+// lower case with single spaces.
+const azureExpired = "the access token has expired"
+
+// refusedAsExpired reports whether err is the server's refusal of a token it
+// judged expired. Only the fixed start of Azure's message counts (case and
+// white space aside), never the words anywhere in it: a role name may hold
+// any text.
+func refusedAsExpired(err error) bool {
+	var pe *pq.Error
+	if !errors.As(err, &pe) || pe.Code.Class() != "28" {
+		return false
+	}
+	msg := strings.ToLower(strings.Join(strings.Fields(pe.Message), " "))
+	return strings.HasPrefix(msg, azureExpired)
+}
+
+// expiredButValidHere reports whether the server refused tok as expired
+// although its exp is still ahead by this machine's clock, and by how much:
+// the clocks disagree by at least that. A token that simply aged (expired
+// here too, e.g. after a slow login) does not count.
+func expiredButValidHere(err error, tok string, now time.Time) (time.Duration, bool) {
+	if !refusedAsExpired(err) {
+		return 0, false
+	}
+	claims, perr := token.ParseClaims(tok)
+	if perr != nil || claims.ExpiresAt.IsZero() || !claims.ExpiresAt.After(now) {
+		return 0, false
+	}
+	return claims.ExpiresAt.Sub(now), true
+}
+
+// skewHint explains a refusal as expired of a token whose exp is still ahead
+// by this machine's clock; "" for any other refusal.
+func skewHint(err error, tok string, now time.Time) string {
+	ahead, ok := expiredButValidHere(err, tok, now)
+	if !ok {
+		return ""
+	}
+	claims, _ := token.ParseClaims(tok)
+	ahead = ahead.Round(time.Second)
+	return fmt.Sprintf("clock skew: the server says the token has expired, but by this machine's clock it is valid for another %s "+
+		"(exp %s, now %s here), so this machine's clock is at least %s behind the server's or Entra's; "+
+		"a new token does not help until the clocks agree: check the time synchronisation here (timedatectl status, chronyc tracking, w32tm /query /status)",
+		ahead, claims.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), ahead)
+}
+
+// clockSkewHint replaces le's hint with the clock-skew one when the server
+// refused tok as expired while its exp is still ahead here.
+func (c *Connector) clockSkewHint(le *LoginError, tok string) {
+	if h := skewHint(le.Err, tok, time.Now()); h != "" {
+		le.Hint = h
+	}
+}
+
+// skewed reports whether err refuses tok as expired while its exp is still
+// ahead here.
+func (c *Connector) skewed(err error, tok azcore.AccessToken) bool {
+	_, ok := expiredButValidHere(err, tok.Token, time.Now())
+	return ok
+}
+
+// retryFailed is the error of a login refused with a cached token when no
+// new token could be had to retry with: the server's refusal first (the
+// hint and errors.As(err, new(*pq.Error)) work on it), then the credential's
+// error (errors.Is works on both).
+func retryFailed(login, tokenErr error) error {
+	return fmt.Errorf("%w; no new token to retry with: %w", login, tokenErr)
+}
+
+// refreshFor asks the cache for a token to replace refused, bypassing the
+// credential's own cache where it can (token.Cache.Refresh).
+func (c *Connector) refreshFor(ctx context.Context, refused string) (azcore.AccessToken, error) {
+	return c.cache.Refresh(ctx, refused)
+}
