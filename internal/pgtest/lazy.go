@@ -60,12 +60,21 @@ func (l *Lazy) Get(tb testing.TB) *Cluster {
 	if err == nil {
 		return c
 	}
+	SkipOrFail(tb, err)
+	return nil
+}
+
+// SkipOrFail ends a test whose cluster failed to start with err: a skip when
+// the PostgreSQL binaries are missing outside CI, a failure in CI (CI=true)
+// or for any other error. Tests that start a cluster of their own call it
+// instead of deciding themselves.
+func SkipOrFail(tb testing.TB, err error) {
+	tb.Helper()
 	if skip, msg := verdict(err, inCI()); skip {
 		tb.Skip(msg)
 	} else {
 		tb.Fatal(msg)
 	}
-	return nil
 }
 
 // verdict decides how Get reports a failed start: skip only when PostgreSQL
