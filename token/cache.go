@@ -513,6 +513,11 @@ func (c *Cache) getToken(f *flight) (tok azcore.AccessToken, err error) {
 	case c.ctx.Err() != nil:
 		return azcore.AccessToken{}, ErrClosed
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		if !errors.Is(err, context.DeadlineExceeded) {
+			// Many credentials don't wrap their context's error (azidentity's
+			// AuthenticationFailedError has no Unwrap); WithFetchTimeout promises it.
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
 		return azcore.AccessToken{}, fmt.Errorf("pgentra: acquiring token for scope %q: no token within the fetch timeout of %s: %w",
 			c.scope, c.opts.fetchTimeout, err)
 	default:

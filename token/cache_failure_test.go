@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,6 +73,47 @@ func TestFetchTimeout(t *testing.T) {
 	}
 	if got := log.count(FetchFailed); got != 1 {
 		t.Fatalf("FetchFailed events = %d, want 1", got)
+	}
+}
+
+// opaqueTimeoutCred issues a first token, then blocks until its context ends and fails
+// with an error of its own that does not wrap the context's, as azidentity's managed
+// identity credential does (its AuthenticationFailedError has no Unwrap).
+type opaqueTimeoutCred struct {
+	clock *fakeClock
+	calls atomic.Int32
+}
+
+func (o *opaqueTimeoutCred) GetToken(ctx context.Context, _ policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if o.calls.Add(1) == 1 {
+		return azcore.AccessToken{Token: secretPrefix + "-1", ExpiresOn: o.clock.Now().Add(time.Hour)}, nil
+	}
+	<-ctx.Done()
+	return azcore.AccessToken{}, &credError{msg: "ManagedIdentityCredential: managed identity timed out"}
+}
+
+// TestFetchTimeoutWrapsDeadlineExceeded: WithFetchTimeout promises an error wrapping
+// context.DeadlineExceeded at the timeout, also when the credential returns promptly
+// on its context with an error that does not wrap it. The fetch is a background refresh
+// (no waiter could abandon it first), whose error callers get during the back-off.
+func TestFetchTimeoutWrapsDeadlineExceeded(t *testing.T) {
+	clock := newFakeClock()
+	cred := &opaqueTimeoutCred{clock: clock}
+	c := NewCache(cred, ScopePublic, WithClock(clock), WithFetchTimeout(20*time.Millisecond), WithBackoff(10*time.Minute, 10*time.Minute))
+	defer c.Close()
+	if _, err := c.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(56 * time.Minute) // past the refresh point: a background refresh
+	if _, err := c.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, c)
+	clock.Advance(4 * time.Minute) // expired, inside the back-off pause
+	_, err := c.Token(context.Background())
+	var ce *credError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ce) || !strings.Contains(err.Error(), "fetch timeout of 20ms") {
+		t.Fatalf("err = %v, want a fetch-timeout error wrapping context.DeadlineExceeded and the credential's error", err)
 	}
 }
 
