@@ -589,7 +589,9 @@ func (c *Cache) Close() error {
 		if f := c.inflight; f != nil && !f.finished {
 			c.finishLocked(f, azcore.AccessToken{}, ErrClosed, true)
 		}
-		c.cancel()
+		if c.cancel != nil { // nil in a Cache not made by NewCache
+			c.cancel()
+		}
 	}
 	if c.running-c.inHandler-c.hung <= 0 {
 		return nil

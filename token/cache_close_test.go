@@ -65,6 +65,25 @@ func TestInvalidateStaleRetryKeepsNewerToken(t *testing.T) {
 	NewCache(nil, "").Invalidate("x")
 }
 
+// TestZeroCacheDoesNotPanic: a Cache not made by NewCache (a zero value in a struct)
+// fails every call with an error, and its Close, deferred by habit, must not panic.
+func TestZeroCacheDoesNotPanic(t *testing.T) {
+	var c Cache
+	if _, err := c.Token(context.Background()); err == nil {
+		t.Fatal("Token on a zero Cache: want an error")
+	}
+	if _, err := c.Refresh(context.Background(), "x"); err == nil {
+		t.Fatal("Refresh on a zero Cache: want an error")
+	}
+	c.Invalidate("x")
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := c.Token(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Token after Close: err = %v, want ErrClosed", err)
+	}
+}
+
 func TestCloseIsIdempotentAndFinal(t *testing.T) {
 	c, _, _, _ := newTestCache(t)
 	ctx := context.Background()
