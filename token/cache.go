@@ -12,8 +12,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 )
 
-// ErrClosed is returned by [Cache.Token] and [Cache.Acquire] after [Cache.Close], and to
-// callers still waiting for a fetch when Close is called.
+// ErrClosed is returned by [Cache.Token], [Cache.Acquire] and [Cache.Refresh] after
+// [Cache.Close], and to callers still waiting for a fetch when Close is called (a fetch
+// that finished just before Close still hands its token to its waiters).
 var ErrClosed = errors.New("pgentra: token cache closed")
 
 // Source says where a token returned by [Cache.Acquire] came from.

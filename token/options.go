@@ -81,8 +81,9 @@ func WithClock(c Clock) Option {
 // and metrics. Events never carry the token itself.
 //
 // The handler is called synchronously, on the goroutine of the caller whose call caused
-// the event or on the cache's fetching goroutine (FetchEnd, FetchFailed), and may be
-// called from several goroutines at once. It should be cheap: a fetch's waiters get
+// the event or on the cache's fetching goroutine (FetchEnd, FetchFailed; the FetchFailed
+// of a fetch abandoned after the fetch timeout runs on the caller that abandoned it), and
+// may be called from several goroutines at once, also just after Close has returned. It should be cheap: a fetch's waiters get
 // their token after its FetchEnd handler returns. It may call any method of the cache,
 // Close included, without deadlocking it: a Token call from a FetchStart handler waits
 // for that fetch, and Close does not wait for a handler that is running. It must not
