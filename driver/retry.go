@@ -58,7 +58,7 @@ const azureExpired = "the access token has expired"
 // any text.
 func refusedAsExpired(err error) bool {
 	var pe *pq.Error
-	if !errors.As(err, &pe) || pe.Code.Class() != "28" {
+	if !errors.As(err, &pe) || codeClass(pe) != "28" {
 		return false
 	}
 	msg := strings.ToLower(strings.Join(strings.Fields(pe.Message), " "))

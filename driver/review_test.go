@@ -1,0 +1,89 @@
+package driver
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/lib/pq"
+)
+
+// refusingServer answers every startup message with an ErrorResponse made
+// of the given fields (type byte → value) and hangs up. It returns the
+// server's port.
+func refusingServer(t *testing.T, fields [][2]string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r := bufio.NewReader(c)
+			var n uint32
+			if binary.Read(r, binary.BigEndian, &n) == nil && n >= 4 {
+				_, _ = io.CopyN(io.Discard, r, int64(n-4)) // the startup message
+			}
+			var body []byte
+			for _, f := range fields {
+				body = append(body, f[0][0])
+				body = append(body, f[1]...)
+				body = append(body, 0)
+			}
+			body = append(body, 0)
+			msg := []byte{'E', 0, 0, 0, 0}
+			binary.BigEndian.PutUint32(msg[1:], uint32(4+len(body)))
+			_, _ = c.Write(append(msg, body...))
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// A server (or a pooler in front of it) whose refusal carries no SQLSTATE
+// — a protocol violation, but one pq itself survives — must give an error,
+// not a panic in pgentra's hint and retry logic (pq's Code.Class slices
+// the code's first two bytes).
+func TestLoginErrorWithoutSQLState(t *testing.T) {
+	for _, code := range []string{"", "2"} {
+		t.Run("code="+strconv.Quote(code), func(t *testing.T) {
+			fields := [][2]string{{"S", "FATAL"}, {"M", "refused by a pooler that sends no code"}}
+			if code != "" {
+				fields = append(fields, [2]string{"C", code})
+			}
+			port := refusingServer(t, fields)
+			c, err := NewConnector("host=127.0.0.1 port="+strconv.Itoa(port)+" user=app dbname=d sslmode=disable", WithCredential(&fakeCredential{claims: spClaims()}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var connErr error
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Fatalf("Connect panicked on a refusal without SQLSTATE: %v", p)
+					}
+				}()
+				_, connErr = c.Connect(context.Background())
+			}()
+			var pe *pq.Error
+			if !errors.As(connErr, &pe) || pe.Message != "refused by a pooler that sends no code" {
+				t.Fatalf("Connect: %v; want the server's error reachable as *pq.Error", connErr)
+			}
+		})
+	}
+}
