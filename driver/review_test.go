@@ -8,10 +8,14 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/token"
 )
 
 // refusingServer answers every startup message with an ErrorResponse made
@@ -85,5 +89,56 @@ func TestLoginErrorWithoutSQLState(t *testing.T) {
 				t.Fatalf("Connect: %v; want the server's error reachable as *pq.Error", connErr)
 			}
 		})
+	}
+}
+
+// hungMgmtCredential issues database-scope tokens at once and blocks every
+// management-scope request until release is closed, ignoring its context:
+// a token file on a hung mount, a client-assertion callback, a custom
+// credential (issue 14's hung credential, here in the user-name lookup).
+type hungMgmtCredential struct {
+	fakeCredential
+	release chan struct{}
+	started chan struct{}
+}
+
+func (h *hungMgmtCredential) GetToken(ctx context.Context, o policyOpts) (azcore.AccessToken, error) {
+	if len(o.Scopes) == 1 && o.Scopes[0] == token.ScopeManagement {
+		h.mgmtCalls.Add(1)
+		select {
+		case h.started <- struct{}{}:
+		default:
+		}
+		<-h.release
+		return azcore.AccessToken{}, errors.New("released")
+	}
+	return h.fakeCredential.GetToken(ctx, o)
+}
+
+// A management-scope lookup stuck in a credential that ignores its context
+// must neither hang Connector.Close (sql.DB.Close, Listener.Close) nor hold
+// callers without a deadline (a Listener's reconnect, db.Ping) past the
+// lookup's timeout: they get an error, as the token cache's callers do.
+func TestUserLookupHungCredential(t *testing.T) {
+	cred := &hungMgmtCredential{fakeCredential: fakeCredential{claims: miDBClaims()}, release: make(chan struct{}), started: make(chan struct{}, 1)}
+	defer close(cred.release)
+	t.Setenv("PGUSER", "")
+	c, err := NewConnector("host=127.0.0.1 port="+strconv.Itoa(closedPort(t))+" dbname=d sslmode=disable", WithCredential(cred))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.lookup.timeout = 100 * time.Millisecond
+	errA := connectAsync(c, context.Background())
+	<-cred.started
+	err = waitErr(t, errA, "a Connect without deadline whose lookup hangs")
+	if err == nil || !errors.Is(err, ErrNoUser) || !strings.Contains(err.Error(), "management-scope") {
+		t.Errorf("Connect: %v; want ErrNoUser naming the management-scope lookup that did not return", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Connector.Close hangs while the credential's management-scope call hangs")
 	}
 }
