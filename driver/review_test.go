@@ -134,11 +134,33 @@ func TestUserLookupHungCredential(t *testing.T) {
 	if err == nil || !errors.Is(err, ErrNoUser) || !strings.Contains(err.Error(), "management-scope") {
 		t.Errorf("Connect: %v; want ErrNoUser naming the management-scope lookup that did not return", err)
 	}
+	closeWithin(t, c, "after the lookup was abandoned")
+
+	// Close while the hung call is still the lookup in flight (a caller
+	// with a deadline gave up on it; the lookup's timeout is far off).
+	c2, err := NewConnector("host=127.0.0.1 port="+strconv.Itoa(closedPort(t))+" dbname=d sslmode=disable", WithCredential(cred))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errB := connectAsync(c2, ctx)
+	<-cred.started
+	cancel()
+	if err := waitErr(t, errB, "a Connect cancelled during the lookup"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Connect: %v; want context.Canceled", err)
+	}
+	closeWithin(t, c2, "with the hung lookup in flight")
+}
+
+// closeWithin fails the test if c.Close does not return within 10 s (a
+// safety bound: it returns at once or after userLookupCloseGrace).
+func closeWithin(t *testing.T, c *Connector, what string) {
+	t.Helper()
 	closed := make(chan error, 1)
 	go func() { closed <- c.Close() }()
 	select {
 	case <-closed:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Connector.Close hangs while the credential's management-scope call hangs")
+		t.Fatalf("Connector.Close hangs %s while the credential's management-scope call hangs", what)
 	}
 }
