@@ -164,3 +164,44 @@ func closeWithin(t *testing.T, c *Connector, what string) {
 		t.Fatalf("Connector.Close hangs %s while the credential's management-scope call hangs", what)
 	}
 }
+
+// Pools (and Listeners) sharing one token cache through WithTokenCache, each
+// refused by the server whatever the token (no role for the identity): the
+// refused-when-newest marker must keep them from refreshing, bypassing the
+// credential's cache, the token the other one has just fetched — which
+// would be one identity-endpoint request per connect. A healthy pool on the
+// same cache changes nothing for the refused one.
+func TestSharedCacheRefusedPoolsDoNotSpinCredential(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		bRefused  bool
+		wantMaxRq int
+	}{
+		// The first token, then at most one refresh per connector.
+		{"two refused pools", true, 3},
+		{"a refused pool and a healthy one", false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cred := &msalLike{honoursClaims: true, lifetime: time.Hour}
+			cache := token.NewCache(cred, token.ScopePublic)
+			defer cache.Close()
+			a := retryConnector(t, cred, WithTokenCache(cache))
+			b := retryConnector(t, cred, WithTokenCache(cache))
+			ctx := context.Background()
+			for i := range 10 {
+				la := &scriptedLogins{script: []error{errNoRole, errNoRole}}
+				if err := a.withLogin(ctx, la.attempt); !errors.As(err, new(*pq.Error)) {
+					t.Fatalf("round %d: pool a: %v, want the server's refusal", i, err)
+				}
+				lb := &scriptedLogins{}
+				if tc.bRefused {
+					lb.script = []error{errNoRole, errNoRole}
+				}
+				_ = b.withLogin(ctx, lb.attempt)
+			}
+			if n := len(cred.requests()); n > tc.wantMaxRq {
+				t.Errorf("%d credential requests for 20 connects of pools on one cache, want at most %d", n, tc.wantMaxRq)
+			}
+		})
+	}
+}
