@@ -124,8 +124,9 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 
 // Connect opens one physical connection: a token from the cache (usually no
 // I/O), pq's login with it as the password, and one retry with a new token
-// if the server refuses a cached one (not if that token was refused when it
-// was the newest: a new one would not fare better). The retry never sends
+// if the server refuses a cached one (not while the last refusal this
+// Connector met was of the newest token and no login has worked since: a
+// new one would not fare better). The retry never sends
 // the refused token again: when the credential hands it back from its own
 // cache, the server's refusal is returned instead. It returns pq's own
 // connection, so pq.ConnectorWithNotificationHandler, notices, COPY and
@@ -154,9 +155,10 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 // from the cache, the role (given or derived), one retry with a new token when
 // the server refuses a cached one, or refuses as expired one just fetched
 // whose exp is still ahead here (the credential's own cache may have served
-// it: clock skew) — unless that token was
-// already refused when it was the newest — the refused-token marker, and the
-// hints. Connect and Listener both log in through it, so they behave alike.
+// it: clock skew) — unless the last refusal was of the newest token and no
+// login has worked since (the refused-token marker: a misconfigured pool, or
+// pools sharing a token cache, must not refresh each other's new tokens on
+// every connect) — and the hints. Connect and Listener both log in through it, so they behave alike.
 //
 // The retry's token comes from token.Cache.Refresh, which asks the
 // credential to bypass its own cache (MSAL keeps managed-identity and
@@ -181,7 +183,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	}
 	user, err := c.login(ctx, tok, attempt)
 	if err == nil {
-		if r := c.refused.Load(); r != nil && r.token == tok.Token {
+		if r := c.refused.Load(); r != nil {
 			c.refused.CompareAndSwap(r, nil) // the role was fixed: retries are useful again
 		}
 		return nil
@@ -189,7 +191,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	if !isAuthFailure(err) || ctx.Err() != nil {
 		return c.connectError(ctx, tok, user, err)
 	}
-	if c.wasRefusedFresh(tok.Token) != nil || src == token.Fetched && !c.skewed(err, tok) {
+	if c.refused.Load() != nil || src == token.Fetched && !c.skewed(err, tok) {
 		c.markRefused(tok, user, err)
 		return c.connectError(ctx, tok, user, err)
 	}

@@ -39,7 +39,18 @@ func (e *LoginError) Unwrap() error { return e.Err }
 // (SQLSTATE class 28): the case where a new token may help.
 func isAuthFailure(err error) bool {
 	var pe *pq.Error
-	return errors.As(err, &pe) && pe.Code.Class() == "28"
+	return errors.As(err, &pe) && codeClass(pe) == "28"
+}
+
+// codeClass is pe's SQLSTATE class ("28"), or "" when the code is too short
+// to have one. pq's Code.Class slices the first two bytes and panics on a
+// shorter code, which a server or pooler that breaks the protocol (an
+// ErrorResponse without its SQLSTATE field) makes pq produce.
+func codeClass(pe *pq.Error) string {
+	if len(pe.Code) < 2 {
+		return ""
+	}
+	return string(pe.Code.Class())
 }
 
 // hintInput is what loginHint knows about a failed login besides the error.
@@ -117,7 +128,7 @@ func loginHint(err error, in hintInput) string {
 		return noRoleHint(in, claims, role)
 	case pe.Code == "28000" && strings.HasPrefix(msg, `role "`) && strings.HasSuffix(msg, `" is not permitted to log in`):
 		return fmt.Sprintf("role %s exists but has NOLOGIN: if it is an Entra group's role, group logins were turned off (ALTER ROLE ... NOLOGIN); with pgaadauth.enable_group_sync on, members log in with their own role name instead (select * from pgaadauth_sync_roles_for_group_members();)", quoteIdent(in.User))
-	case pe.Code.Class() == "28":
+	case codeClass(pe) == "28":
 		return "the server refused the identity: check that the server has Entra authentication enabled (az postgres flexible-server update --microsoft-entra-auth Enabled) and that a role maps to this identity (select * from pgaadauth_list_principals(false); in the postgres database)"
 	}
 	return "see the server's message"

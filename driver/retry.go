@@ -15,10 +15,12 @@ import (
 // refusal is a token the server refused although it was the newest token the
 // credential would give (fetched for that very login, handed back unchanged
 // by Cache.Refresh, or the retry's). A new token would be refused the same
-// way (no role for the identity, wrong user) or cannot be had, so logins
-// that meet it again in the cache are not retried and ask the credential for
-// nothing: a misconfigured pool must not spawn an `az` or call IMDS on every
-// connect.
+// way (no role for the identity, wrong user) or cannot be had, so until a
+// login works again, refused logins are not retried and ask the credential
+// for nothing — whichever token they met, since a later one is no newer by
+// much: a misconfigured pool must not spawn an `az` or call IMDS on every
+// connect, nor must pools sharing a token cache (WithTokenCache) refresh,
+// turn by turn, the token the other one has just fetched.
 type refusal struct {
 	token string
 	// expired is the server's refusal when it said the token has expired
@@ -38,15 +40,6 @@ func (c *Connector) markRefused(tok azcore.AccessToken, user string, err error) 
 	c.refused.Store(r)
 }
 
-// wasRefusedFresh returns the refusal of tok if it is the token the server
-// last refused although it was the newest; nil otherwise.
-func (c *Connector) wasRefusedFresh(tok string) *refusal {
-	if r := c.refused.Load(); r != nil && r.token == tok {
-		return r
-	}
-	return nil
-}
-
 // azureExpired is the start of Azure's refusal of an expired token ("The
 // access token has expired. Please acquire a new token and retry."), in
 // lower case with single spaces.
@@ -58,7 +51,7 @@ const azureExpired = "the access token has expired"
 // any text.
 func refusedAsExpired(err error) bool {
 	var pe *pq.Error
-	if !errors.As(err, &pe) || pe.Code.Class() != "28" {
+	if !errors.As(err, &pe) || codeClass(pe) != "28" {
 		return false
 	}
 	msg := strings.ToLower(strings.Join(strings.Fields(pe.Message), " "))

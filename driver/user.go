@@ -20,6 +20,8 @@ const (
 	userLookupTimeout    = 2 * time.Minute // IMDS' own retries can take ~97 s
 	userLookupBackoff    = time.Second     // first pause after a failed lookup
 	userLookupBackoffMax = time.Minute
+	userLookupCloseGrace = 500 * time.Millisecond // close's wait for a cancelled call
+	maxHungLookups       = 2                      // abandoned calls before no new one starts
 )
 
 // errLookupClosed is returned to callers of a lookup that Close stopped.
@@ -90,13 +92,17 @@ func managementName(ctx context.Context, cred azcore.TokenCredential, credKind, 
 // token) there is at most one lookup in flight; an identity whose tokens
 // name no principal is remembered, so a misconfigured pool asks once; a
 // failed lookup is not repeated before a jittered back-off (1 s doubling to
-// 1 min) has passed. mu is never held across I/O.
+// 1 min) has passed. mu is never held across I/O. A call still running at
+// the lookup's timeout (a credential that ignores its context) is abandoned
+// like token.Cache's: its waiters get an error and a back-off starts; while
+// maxHungLookups such calls have not returned, no new one is made.
 type userLookup struct {
-	mu     sync.Mutex
-	closed bool
-	ids    map[string]*identityLookup
-	wg     sync.WaitGroup   // lookup goroutines
-	now    func() time.Time // nil: time.Now (tests move it)
+	mu      sync.Mutex
+	closed  bool
+	ids     map[string]*identityLookup
+	hung    int              // calls abandoned after the timeout that have not returned yet
+	now     func() time.Time // nil: time.Now (tests move it)
+	timeout time.Duration    // 0: userLookupTimeout (tests shorten it)
 }
 
 // identityLookup is the state of one identity's lookup.
@@ -113,9 +119,21 @@ type identityLookup struct {
 // before done is closed.
 type userFlight struct {
 	done   chan struct{}
+	ctx    context.Context // the lookup's own: ends at its timeout or at close
 	cancel context.CancelFunc
 	name   string
 	err    error
+	// abandoned: a waiter gave up on the call after the timeout; guarded
+	// by userLookup.mu.
+	abandoned bool
+}
+
+// limit is how long one lookup may take.
+func (l *userLookup) limit() time.Duration {
+	if l.timeout > 0 {
+		return l.timeout
+	}
+	return userLookupTimeout
 }
 
 func (l *userLookup) clock() time.Time {
@@ -159,23 +177,52 @@ func (l *userLookup) name(ctx context.Context, claims token.Claims, cred azcore.
 			l.mu.Unlock()
 			return "", fmt.Errorf("%w (next attempt in %s)", err, wait.Round(time.Millisecond))
 		}
-		fctx, cancel := context.WithTimeout(context.Background(), userLookupTimeout)
-		f = &userFlight{done: make(chan struct{}), cancel: cancel}
+		if l.hung >= maxHungLookups {
+			err := st.err
+			if err == nil {
+				err = fmt.Errorf("%w: the DSN names no user and the access token does not name its principal (%s); earlier management-scope requests to find the name have not returned", ErrNoUser, describe(claims))
+			}
+			l.mu.Unlock()
+			return "", err
+		}
+		fctx, cancel := context.WithTimeout(context.Background(), l.limit())
+		f = &userFlight{done: make(chan struct{}), ctx: fctx, cancel: cancel}
 		st.flight = f
-		l.wg.Add(1)
 		go l.run(fctx, f, st, claims, cred, credKind, mgmtScope)
 	}
 	l.mu.Unlock()
 	select {
 	case <-f.done:
 		return f.name, f.err
+	case <-f.ctx.Done():
+		// Timed out or closed. A credential that honours its context returns
+		// at once; one that ignores it is abandoned (as token.Cache does),
+		// so that no caller waits on it for good.
+		l.mu.Lock()
+		if st.flight != f {
+			l.mu.Unlock()
+			<-f.done // run is about to close it
+			return f.name, f.err
+		}
+		st.flight = nil
+		f.abandoned = true
+		l.hung++ // until run sees abandoned
+		var err error
+		if l.closed {
+			err = errLookupClosed
+		} else {
+			err = fmt.Errorf("%w: the DSN names no user and the access token does not name its principal (%s); the management-scope token (%s) that names it did not come within %s (the credential does not return): %w",
+				ErrNoUser, describe(claims), mgmtScope, l.limit(), f.ctx.Err())
+			l.failLocked(st, err)
+		}
+		l.mu.Unlock()
+		return "", err
 	case <-ctx.Done():
 		return "", fmt.Errorf("pgentra: the DSN names no user; waiting for the management-scope token that names the principal (%s): %w", describe(claims), ctx.Err())
 	}
 }
 
 func (l *userLookup) run(ctx context.Context, f *userFlight, st *identityLookup, claims token.Claims, cred azcore.TokenCredential, credKind, mgmtScope string) {
-	defer l.wg.Done()
 	defer f.cancel()
 	name, final, err := func() (name string, final bool, err error) {
 		defer func() {
@@ -186,6 +233,18 @@ func (l *userLookup) run(ctx context.Context, f *userFlight, st *identityLookup,
 		return managementName(ctx, cred, credKind, mgmtScope, claims)
 	}()
 	l.mu.Lock()
+	if f.abandoned {
+		// A waiter gave up on this call after the timeout: only a late
+		// answer is kept; the failure was recorded then.
+		l.hung--
+		if err == nil && !l.closed && st.name == "" {
+			st.name, st.err, st.backoff = name, nil, 0
+		}
+		l.mu.Unlock()
+		f.name, f.err = name, err
+		close(f.done)
+		return
+	}
 	st.flight = nil
 	switch {
 	case l.closed:
@@ -195,30 +254,49 @@ func (l *userLookup) run(ctx context.Context, f *userFlight, st *identityLookup,
 	case final:
 		st.err, st.final = err, true
 	default:
-		if st.backoff == 0 {
-			st.backoff = userLookupBackoff
-		} else {
-			st.backoff = min(2*st.backoff, userLookupBackoffMax)
-		}
-		st.err, st.retryAt = err, l.clock().Add(st.backoff/2+rand.N(st.backoff-st.backoff/2+1))
+		l.failLocked(st, err)
 	}
 	l.mu.Unlock()
 	f.name, f.err = name, err
 	close(f.done)
 }
 
+// failLocked records a failed lookup and when the next may start; l.mu is
+// held.
+func (l *userLookup) failLocked(st *identityLookup, err error) {
+	if st.backoff == 0 {
+		st.backoff = userLookupBackoff
+	} else {
+		st.backoff = min(2*st.backoff, userLookupBackoffMax)
+	}
+	st.err, st.retryAt = err, l.clock().Add(st.backoff/2+rand.N(st.backoff-st.backoff/2+1))
+}
+
 // close stops the lookups in flight and waits for their goroutines; later
-// lookups fail.
+// lookups fail. A credential that ignores its context cannot be stopped:
+// close waits for a call it has just cancelled for at most
+// userLookupCloseGrace, and not at all for one abandoned after the
+// timeout; such a goroutine ends when the credential returns.
 func (l *userLookup) close() {
 	l.mu.Lock()
 	l.closed = true
+	var flights []*userFlight
 	for _, st := range l.ids {
-		if st.flight != nil {
-			st.flight.cancel()
+		if f := st.flight; f != nil {
+			f.cancel()
+			flights = append(flights, f)
 		}
 	}
 	l.mu.Unlock()
-	l.wg.Wait()
+	grace := time.NewTimer(userLookupCloseGrace)
+	defer grace.Stop()
+	for _, f := range flights {
+		select {
+		case <-f.done:
+		case <-grace.C:
+			return
+		}
+	}
 }
 
 // describe names a token's principal for error messages: identifiers, never
