@@ -381,6 +381,14 @@ func safeKey(k string) string {
 	return k
 }
 
+// NewConfig is pq.NewConfig(s) for a string pgentra wrote itself (Build's),
+// with pq's panics turned into an error (ErrSyntax) instead of a crash: pq
+// reads the PG* environment each time it parses, and comma lists in PGHOST
+// and PGPORT, which it prepends to the string's own, can make a string that
+// parsed cleanly once index out of range the next time. Its errors never
+// quote a word that may belong to a password (see Parse).
+func NewConfig(s string) (pq.Config, error) { return parsePQ(s) }
+
 // parsePQ is pq.NewConfig, with pq's panics turned into ErrSyntax: pq
 // v1.12.3 indexes out of range on some multi-host lists (an empty first host
 // with more hostaddrs than hosts, "host=,a,b hostaddr=127.0.0.1,127.0.0.2"),
