@@ -46,6 +46,16 @@ var ErrSyntax = errors.New("malformed connection string")
 // errors.Is(err, ErrSyntax) holds.
 var ErrURLKey = fmt.Errorf("%w: a URL query key holds white space or \"=\", which pq would read as further keys", ErrSyntax)
 
+// ErrParamName reports a key that pq would send to the server as a
+// run-time parameter although it is no PostgreSQL parameter name (letters,
+// digits, "_" and "$", components separated by "."): the server would
+// refuse the connection for it anyway. The usual cause is a postgres:// URL
+// that does not start the string (" postgres://u:pw@h/db?sslmode=require"):
+// pq then reads the whole URL up to the first "=" as one key, password
+// included, and would dial localhost with it. The key is never shown.
+// errors.Is(err, ErrSyntax) holds.
+var ErrParamName = fmt.Errorf("%w: a key is not a PostgreSQL parameter name (not shown: it may hold a password); a postgres:// URL must start the string, with nothing before it", ErrSyntax)
+
 // DuplicateKeyError reports an azure_* key given more than once: in two
 // spellings (azure_client_id and AZURE_CLIENT_ID, in either form), or
 // repeated in a URL's query. errors.Is(err, ErrSyntax) holds.
@@ -95,7 +105,9 @@ type Parsed struct {
 // (azure_client_id and AZURE_CLIENT_ID) are an error in both forms, and so
 // is a key repeated in a URL's query, which pq would silently cut to its
 // first value (DuplicateKeyError). A URL query key that pq would re-read as
-// several keys is refused (ErrURLKey).
+// several keys is refused (ErrURLKey), and so is a run-time parameter whose
+// name no PostgreSQL server accepts (ErrParamName): that is how pq reads a
+// URL with anything before "postgres://", password included.
 func Parse(s string) (Parsed, error) {
 	if len(s) > MaxLen {
 		return Parsed{}, fmt.Errorf("%w: longer than %d bytes", ErrSyntax, MaxLen)
@@ -117,6 +129,9 @@ func Parse(s string) (Parsed, error) {
 			p.PasswordInDSN = true
 		}
 		if !strings.HasPrefix(lk, AzurePrefix) {
+			if !paramName(k) {
+				return Parsed{}, ErrParamName
+			}
 			continue
 		}
 		if prev, dup := spelled[lk]; dup {
@@ -135,6 +150,29 @@ func Parse(s string) (Parsed, error) {
 	p.Config = cfg
 	p.UserGiven, p.PasswordInDSN = given(cfg, p.PasswordInDSN)
 	return p, nil
+}
+
+// paramName reports whether k is a name PostgreSQL accepts for a
+// configuration parameter (its valid_custom_variable_name, without the
+// requirement of a "."): components of letters, "_" and bytes >= 0x80,
+// then also digits and "$", separated by single dots.
+func paramName(k string) bool {
+	start := true
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c == '.':
+			if start {
+				return false
+			}
+			start = true
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
+			start = false
+		case !start && (c >= '0' && c <= '9' || c == '$'):
+		default:
+			return false
+		}
+	}
+	return !start
 }
 
 // urlAzureKeys looks, for a postgres:// URL, at the keys of its query as

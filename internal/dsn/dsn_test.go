@@ -203,6 +203,13 @@ func TestParseErrors(t *testing.T) {
 		{"service file line", "service=bad", "service file"},
 		{"URL key pq would split", "postgres://h/db?x%3D1%20host=evil.example.invalid", "URL query key"},
 		{"URL key with U+00A0", "postgres://h/db?application_name%C2%A0host=evil.example.invalid", "URL query key"},
+		// pq reads a URL that does not start the string as key=value: the
+		// URL up to its first "=", password included, becomes one run-time
+		// parameter's name, which String() showed and pq sent to localhost.
+		{"URL after white space", " postgres://u:" + secret + "@h.example.invalid/db?sslmode=require", "not a PostgreSQL parameter name"},
+		{"URL after a newline", "\npostgresql://u:" + secret + "@h.example.invalid/db?sslmode=require&application_name=x", "not a PostgreSQL parameter name"},
+		{"URL scheme in capitals", "Postgres://u:" + secret + "@h.example.invalid/db?sslmode=require", "not a PostgreSQL parameter name"},
+		{"URL query key no server takes", "postgres://h/db?x:" + secret + "=1", "not a PostgreSQL parameter name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,6 +227,21 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error leaks the secret: %q", err)
 			}
 		})
+	}
+}
+
+// Run-time parameter names are PostgreSQL's (the server refuses others):
+// letters, digits, "_", "$", bytes >= 0x80, dot-separated components.
+func TestParamName(t *testing.T) {
+	for k, want := range map[string]bool{
+		"work_mem": true, "search_path": true, "myext.setting": true, "_pq_.x": true, "a$1": true,
+		"sch\u00e9ma": true, "Work_Mem": true,
+		"": false, "1abc": false, "a.": false, ".a": false, "a..b": false, "a.1b": false, "$a": false,
+		"a-b": false, "a:b": false, "postgres://u:pw@h/db?sslmode": false, "a\x00user": false,
+	} {
+		if got := paramName(k); got != want {
+			t.Errorf("paramName(%q) = %v, want %v", k, got, want)
+		}
 	}
 }
 
