@@ -56,6 +56,13 @@ var ErrURLKey = fmt.Errorf("%w: a URL query key holds white space or \"=\", whic
 // errors.Is(err, ErrSyntax) holds.
 var ErrParamName = fmt.Errorf("%w: a key is not a PostgreSQL parameter name (not shown: it may hold a password); a postgres:// URL must start the string, with nothing before it", ErrSyntax)
 
+// ErrNULByte reports a NUL byte in a value pq sends in the startup message
+// (user, dbname, options, application_name, a run-time parameter): pq
+// writes them as C strings, so the server would read what follows the NUL
+// as further parameters — a second user or database, which it takes over
+// the first. errors.Is(err, ErrSyntax) holds.
+var ErrNULByte = fmt.Errorf("%w: a value holds a NUL byte, which would end it in PostgreSQL's startup message and start other parameters (user, database, ...)", ErrSyntax)
+
 // DuplicateKeyError reports an azure_* key given more than once: in two
 // spellings (azure_client_id and AZURE_CLIENT_ID, in either form), or
 // repeated in a URL's query. errors.Is(err, ErrSyntax) holds.
@@ -141,6 +148,9 @@ func Parse(s string) (Parsed, error) {
 		p.Azure[lk] = cfg.Runtime[k]
 		delete(cfg.Runtime, k)
 	}
+	if nulInStartup(cfg) {
+		return Parsed{}, ErrNULByte
+	}
 	// pq drops a URL's empty values; pgentra reads ?azure_x= as x=''.
 	for lk, v := range urlAzure {
 		if _, ok := p.Azure[lk]; !ok && v == "" {
@@ -150,6 +160,23 @@ func Parse(s string) (Parsed, error) {
 	p.Config = cfg
 	p.UserGiven, p.PasswordInDSN = given(cfg, p.PasswordInDSN)
 	return p, nil
+}
+
+// nulInStartup reports a NUL byte in anything pq writes into the startup
+// message as a string (run-time parameter names are checked by paramName,
+// which refuses NUL too).
+func nulInStartup(cfg pq.Config) bool {
+	for _, v := range []string{cfg.User, cfg.Database, cfg.Options, cfg.ApplicationName} {
+		if strings.IndexByte(v, 0) >= 0 {
+			return true
+		}
+	}
+	for _, v := range cfg.Runtime {
+		if strings.IndexByte(v, 0) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // paramName reports whether k is a name PostgreSQL accepts for a

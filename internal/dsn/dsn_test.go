@@ -292,3 +292,39 @@ func TestParsePQPanicIsAnError(t *testing.T) {
 		t.Fatalf("error quotes the password: %v", err)
 	}
 }
+
+// pq writes each value of its startup message as a C string: a NUL byte
+// inside one ends it, and what follows is read by the server as further
+// parameters — here a second "user", which the server takes over the
+// first, so the role pgentra decided on is not the one the server sees.
+// Every source is refused: the string in either form and a service file.
+func TestParseRefusesNULInStartupValues(t *testing.T) {
+	cleanPGEnv(t)
+	svc := filepath.Join(t.TempDir(), "pg_service.conf")
+	if err := os.WriteFile(svc, []byte("[nul]\nhost=h\napplication_name=x\x00user\x00bob\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGSERVICEFILE", svc)
+	for _, in := range []string{
+		"host=h user=alice application_name='x\x00user\x00bob'",
+		"host=h user=alice dbname=d\x00user\x00bob",
+		"host=h user=alice options='-c a=b\x00user\x00bob'",
+		"host=h user=alice work_mem='1MB\x00user\x00bob'",
+		"host=h user='alice\x00database\x00other'",
+		"postgres://alice@h/db?application_name=x%00user%00bob",
+		"postgres://alice@h/d%00user%00bob",
+		"service=nul user=alice",
+	} {
+		p, err := Parse(in)
+		if err == nil {
+			t.Errorf("%q accepted: user %q, application_name %q, dbname %q", in, p.Config.User, p.Config.ApplicationName, p.Config.Database)
+			continue
+		}
+		if !errors.Is(err, ErrSyntax) || !errors.Is(err, ErrNULByte) {
+			t.Errorf("%q: %v, want ErrNULByte (and ErrSyntax)", in, err)
+		}
+	}
+	if _, err := Parse("host=h user=alice application_name='x user bob'"); err != nil {
+		t.Errorf("no NUL: %v", err)
+	}
+}
