@@ -419,10 +419,16 @@ func addrString(a netip.Addr) string {
 
 // isSecretKey reports whether a run-time parameter's value must never be
 // logged. pq sends unknown keys to the server, so these would be refused
-// there anyway; they are hidden in case someone tries.
+// there anyway; they are hidden in case someone tries, under any of the
+// usual spellings (Pwd is ADO.NET's and ODBC's, passwd Unix's).
 func isSecretKey(k string) bool {
 	k = strings.ToLower(k)
-	return strings.Contains(k, "password") || strings.Contains(k, "secret") || strings.Contains(k, "token") || k == "sslkey"
+	for _, w := range []string{"pass", "pwd", "secret", "token", "key", "cred", "auth"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // SortedKeys returns m's keys in order, for stable error messages.

@@ -328,3 +328,28 @@ func TestParseRefusesNULInStartupValues(t *testing.T) {
 		t.Errorf("no NUL: %v", err)
 	}
 }
+
+// A password under a key pq does not know is a run-time parameter, which
+// Describe (and so Connector.String) shows: only "password" itself was
+// refused as a DSN password, and only keys containing password, secret or
+// token were hidden. ADO.NET and ODBC spell it Pwd; passwd is common too.
+func TestDescribeHidesPasswordLikeKeys(t *testing.T) {
+	cleanPGEnv(t)
+	const secret = "hunter2-SECRET"
+	for _, k := range []string{"Pwd", "pwd", "passwd", "PASS", "pass_word", "passphrase", "api_key", "client_secret", "access_token", "auth", "credential"} {
+		cfg, err := pq.NewConfig("host=h user=u " + k + "=" + secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Describe(cfg, true); strings.Contains(got, secret) {
+			t.Errorf("%s: Describe shows the value: %s", k, got)
+		}
+	}
+	cfg, err := pq.NewConfig("host=h work_mem=64kB search_path=s statement_timeout=5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := Describe(cfg, false), "host=h port=5432 search_path=s statement_timeout=5s work_mem=64kB"; got != want {
+		t.Errorf("Describe = %s, want %s", got, want)
+	}
+}
