@@ -629,3 +629,54 @@ func TestListenerReconnectRechecksEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// FuzzListenerEnv: whatever the DSN and the PGHOST, PGHOSTADDR and PGPORT
+// lists (which pq prepends to the string's own at every parse), NewConnector
+// and the listener's string never panic, and a string the listener would
+// hand pq means to pq exactly the config the Connector checked.
+func FuzzListenerEnv(f *testing.F) {
+	for _, s := range [][4]string{
+		{"host=,b hostaddr=127.0.0.1,127.0.0.2,127.0.0.3 port=5432,5433 user=app", "x,y", "", "1,2"},
+		{"host=,y,b hostaddr=127.0.0.1,127.0.0.2,127.0.0.3 port=1,2,3 user=app", "x,y", "", "1,2"},
+		{"host=127.0.0.1 user=app sslmode=disable", "x,evil.example.invalid", "", ""},
+		{"host=a,b port=1,2 user=app", "", "127.0.0.1,127.0.0.2", "5,6"},
+		{"host='' hostaddr=127.0.0.1,::1 user=app", "h", "127.0.0.1,,::1", ""},
+		{"postgres://app@h1,h2/db?port=1,2&sslmode=require", ",", ",", ","},
+	} {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	f.Fuzz(func(t *testing.T, in, pghost, pghostaddr, pgport string) {
+		cleanPGEnv(t)
+		for k, v := range map[string]string{"PGHOST": pghost, "PGHOSTADDR": pghostaddr, "PGPORT": pgport} {
+			if strings.IndexByte(v, 0) >= 0 {
+				return
+			}
+			t.Setenv(k, v)
+			if v == "" {
+				os.Unsetenv(k) // an empty PGHOST counts as set
+			}
+		}
+		c, err := NewConnector(in, withGetenv(env(nil)), WithCredential(tokenFunc(func() string { return "t" })))
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		probe := listenerConfig(c.base)
+		probe.Password = "opaque-token"
+		s, err := listenerString(probe)
+		if err != nil {
+			if !errors.Is(err, ErrListenerConfig) || strings.Contains(err.Error(), "opaque-token") {
+				t.Fatalf("listenerString: %v", err)
+			}
+			return
+		}
+		back, err := pq.NewConfig(s)
+		if err != nil {
+			t.Fatalf("listenerString returned a string pq refuses: %v", err)
+		}
+		if back.Password != "opaque-token" || back.Host != c.base.Host || len(back.Multi) != len(c.base.Multi) || back.SSLMode != c.base.SSLMode {
+			t.Fatalf("pq reads the listener's string as host %q (+%d) sslmode %q, the Connector checked host %q (+%d) sslmode %q",
+				back.Host, len(back.Multi), back.SSLMode, c.base.Host, len(c.base.Multi), c.base.SSLMode)
+		}
+	})
+}
