@@ -84,6 +84,14 @@
 //   - pq does not quote a URL's query keys when it converts the URL, so a
 //     key with white space or "=" in it (?x%3D1%20host=elsewhere) would be
 //     read as further keys: pgentra refuses such a URL.
+//   - A run-time parameter whose name no PostgreSQL server accepts is
+//     refused (the server would refuse it too), without showing it: that is
+//     how pq reads a URL with anything before postgres:// (" postgres://u:pw@h/db?x=y"
+//     is one key, password included, for localhost).
+//   - A NUL byte in user, dbname, options, application_name or a run-time
+//     parameter is refused: in PostgreSQL's startup message it would end the
+//     value and start other parameters (a second user, which the server
+//     takes).
 //
 // # Scope and cloud
 //

@@ -139,20 +139,31 @@ func NewListener(dsnString string, minReconnectInterval, maxReconnectInterval ti
 func checkListenerString(base pq.Config) error {
 	probe := listenerConfig(base)
 	probe.Password = "placeholder"
-	s, err := dsn.Build(probe)
+	_, err := listenerString(probe)
+	return err
+}
+
+// listenerString writes cfg for pq.NewListenerConn, which parses it again
+// with pq.NewConfig in the environment of that moment, and proves first
+// that this parse gives cfg back: what pq dials is what the Connector
+// checked (TLS policy included), even if PG* variables changed since
+// NewListener. pq's own panics on such a parse (PGHOST and PGPORT lists
+// prepended to the string's) become an error.
+func listenerString(cfg pq.Config) (string, error) {
+	s, err := dsn.Build(cfg)
 	if err != nil {
-		return fmt.Errorf("%w: %w: %w", ErrListenerConfig, ErrInvalidConfig, err)
+		return "", fmt.Errorf("%w: %w: %w", ErrListenerConfig, ErrInvalidConfig, err)
 	}
-	back, err := pq.NewConfig(s)
+	back, err := dsn.NewConfig(s)
 	if err != nil {
-		return fmt.Errorf("%w: %w: pq refuses the connection string written from the parsed DSN (%w); pq adds lists in PGHOST, PGHOSTADDR and PGPORT to the DSN's each time it parses: unset those variables",
+		return "", fmt.Errorf("%w: %w: pq refuses the connection string written from the parsed DSN (%w); pq adds lists in PGHOST, PGHOSTADDR and PGPORT to the DSN's each time it parses: unset those variables",
 			ErrListenerConfig, ErrInvalidConfig, err)
 	}
-	if d := dsn.ConfigDiff(probe, back); d != "" {
-		return fmt.Errorf("%w: %w: pq reads %s differently when it parses the DSN again for the listener's connection, because of the environment (PGHOST, PGHOSTADDR and PGPORT lists are added to the DSN's); unset those variables or use one host",
+	if d := dsn.ConfigDiff(cfg, back); d != "" {
+		return "", fmt.Errorf("%w: %w: pq reads %s differently when it parses the DSN again for the listener's connection, because of the environment (PGHOST, PGHOSTADDR and PGPORT lists are added to the DSN's); unset those variables or use one host",
 			ErrListenerConfig, ErrInvalidConfig, d)
 	}
-	return nil
+	return s, nil
 }
 
 // listenerConfig is cfg with the attempt's time bound.
@@ -347,9 +358,9 @@ func (l *Listener) connect() error {
 	notificationChan := make(chan *pq.Notification, 32)
 	var cn *pq.ListenerConn
 	err := l.connector.withLogin(l.ctx, func(_ context.Context, e *pqEntry) error {
-		s, err := dsn.Build(listenerConfig(e.cfg))
+		s, err := listenerString(listenerConfig(e.cfg))
 		if err != nil {
-			return fmt.Errorf("pgentra: listener: %w", err)
+			return withoutToken(err, e.token)
 		}
 		c, err := pq.NewListenerConn(s, notificationChan)
 		if err != nil {

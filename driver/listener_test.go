@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"reflect"
 	"runtime"
 	"strings"
@@ -543,4 +544,139 @@ func TestListenerAttemptBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	noListenerGoroutines(t)
+}
+
+// pq prepends comma lists in PGHOST and PGPORT to the string's own each time
+// it parses, and indexes out of range when the host list then outnumbers a
+// hostaddr list while the first host is empty. The string NewListener
+// writes for pq's ListenerConn is parsed again: that parse must fail with
+// an error, never crash the program.
+func TestNewListenerEnvListsDoNotPanic(t *testing.T) {
+	cleanPGEnv(t)
+	t.Setenv("PGHOST", "x.example.invalid,y.example.invalid")
+	t.Setenv("PGPORT", "1,2")
+	const dsn = "host=,b.example.invalid hostaddr=127.0.0.1,127.0.0.2,127.0.0.3 port=5432,5433 user=app"
+	var l *Listener
+	var err error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("NewListener panicked: %v", r)
+			}
+		}()
+		l, err = NewListener(dsn, time.Second, time.Second, nil, WithCredential(tokenFunc(func() string { return "t" })))
+	}()
+	if l != nil {
+		l.Close()
+	}
+	if !errors.Is(err, ErrListenerConfig) || !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("NewListener = %v, want ErrListenerConfig", err)
+	}
+}
+
+// NewListener checks the string for pq's ListenerConn in the environment of
+// that moment; every reconnect parses it again in the environment of its
+// own moment. A PG* variable set in between must not add a host the
+// Connector never checked (here a remote one, in clear: sslmode=disable was
+// accepted because 127.0.0.1 is local), nor crash the listener's goroutine:
+// the attempt fails with ErrListenerConfig and nothing else is dialed.
+func TestListenerReconnectRechecksEnvironment(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // connections to it are refused
+	for _, tc := range []struct {
+		name, dsn string
+		env       map[string]string
+	}{
+		{"remote host added", fmt.Sprintf("host=127.0.0.1 port=%d user=app sslmode=disable", port),
+			map[string]string{"PGHOST": "x.example.invalid,evil.example.invalid"}},
+		{"pq panics", fmt.Sprintf("host=,y.example.invalid,b.example.invalid hostaddr=127.0.0.1,127.0.0.2,127.0.0.3 port=%d,%d,%d user=app", port, port, port),
+			map[string]string{"PGHOST": "x.example.invalid,y.example.invalid", "PGPORT": "1,2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cleanPGEnv(t)
+			for k := range tc.env {
+				t.Setenv(k, "")
+				os.Unsetenv(k)
+			}
+			var once sync.Once
+			cred := tokenFunc(func() string {
+				// The variables change after NewListener checked the
+				// string, before the first attempt writes it.
+				once.Do(func() {
+					for k, v := range tc.env {
+						os.Setenv(k, v)
+					}
+				})
+				return "opaque-listener-token"
+			})
+			ev := newEvents()
+			l, err := NewListener(tc.dsn, time.Hour, time.Hour, ev.callback, WithCredential(cred))
+			if err != nil {
+				t.Fatalf("NewListener: %v", err)
+			}
+			defer l.Close()
+			fail := ev.wait(t, pq.ListenerEventConnectionAttemptFailed, 20*time.Second)
+			if !errors.Is(fail.err, ErrListenerConfig) {
+				t.Errorf("attempt failed with %v, want ErrListenerConfig", fail.err)
+			}
+			if fail.err != nil && strings.Contains(fail.err.Error(), "evil") {
+				t.Errorf("the attempt dialed a host the Connector never checked: %v", fail.err)
+			}
+		})
+	}
+}
+
+// FuzzListenerEnv: whatever the DSN and the PGHOST, PGHOSTADDR and PGPORT
+// lists (which pq prepends to the string's own at every parse), NewConnector
+// and the listener's string never panic, and a string the listener would
+// hand pq means to pq exactly the config the Connector checked.
+func FuzzListenerEnv(f *testing.F) {
+	for _, s := range [][4]string{
+		{"host=,b hostaddr=127.0.0.1,127.0.0.2,127.0.0.3 port=5432,5433 user=app", "x,y", "", "1,2"},
+		{"host=,y,b hostaddr=127.0.0.1,127.0.0.2,127.0.0.3 port=1,2,3 user=app", "x,y", "", "1,2"},
+		{"host=127.0.0.1 user=app sslmode=disable", "x,evil.example.invalid", "", ""},
+		{"host=a,b port=1,2 user=app", "", "127.0.0.1,127.0.0.2", "5,6"},
+		{"host='' hostaddr=127.0.0.1,::1 user=app", "h", "127.0.0.1,,::1", ""},
+		{"postgres://app@h1,h2/db?port=1,2&sslmode=require", ",", ",", ","},
+	} {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	f.Fuzz(func(t *testing.T, in, pghost, pghostaddr, pgport string) {
+		cleanPGEnv(t)
+		for k, v := range map[string]string{"PGHOST": pghost, "PGHOSTADDR": pghostaddr, "PGPORT": pgport} {
+			if strings.IndexByte(v, 0) >= 0 {
+				return
+			}
+			t.Setenv(k, v)
+			if v == "" {
+				os.Unsetenv(k) // an empty PGHOST counts as set
+			}
+		}
+		c, err := NewConnector(in, withGetenv(env(nil)), WithCredential(tokenFunc(func() string { return "t" })))
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		probe := listenerConfig(c.base)
+		probe.Password = "opaque-token"
+		s, err := listenerString(probe)
+		if err != nil {
+			if !errors.Is(err, ErrListenerConfig) || strings.Contains(err.Error(), "opaque-token") {
+				t.Fatalf("listenerString: %v", err)
+			}
+			return
+		}
+		back, err := pq.NewConfig(s)
+		if err != nil {
+			t.Fatalf("listenerString returned a string pq refuses: %v", err)
+		}
+		if back.Password != "opaque-token" || back.Host != c.base.Host || len(back.Multi) != len(c.base.Multi) || back.SSLMode != c.base.SSLMode {
+			t.Fatalf("pq reads the listener's string as host %q (+%d) sslmode %q, the Connector checked host %q (+%d) sslmode %q",
+				back.Host, len(back.Multi), back.SSLMode, c.base.Host, len(c.base.Multi), c.base.SSLMode)
+		}
+	})
 }

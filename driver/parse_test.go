@@ -146,6 +146,39 @@ func TestDSNPasswordRefusedWithoutShowingIt(t *testing.T) {
 	}
 }
 
+// A postgres:// URL that does not start the string is read by pq as
+// key=value: everything up to its first "=" (the password included) is one
+// run-time parameter's name, the host is localhost. That was accepted, and
+// String() and %+v showed the password (and pq would have sent it to the
+// server as a parameter name). Now it is refused without showing it.
+func TestURLNotAtStartRefusedWithoutShowingPassword(t *testing.T) {
+	cleanPGEnv(t)
+	const secret = "hunter2"
+	for _, in := range []string{
+		" postgres://app:hunter2@db.example.invalid/db?sslmode=verify-full",
+		"\npostgresql://app:hunter2@db.example.invalid/db?sslmode=require&application_name=x",
+		"Postgres://app:hunter2@db.example.invalid/db?sslmode=require",
+	} {
+		c, err := NewConnector(in, withGetenv(env(nil)), WithCredential(tokenFunc(func() string { return "t" })))
+		if err == nil {
+			for _, out := range []string{c.String(), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
+				if strings.Contains(out, secret) {
+					t.Errorf("%q: Connector output shows the password: %s", in, out)
+				}
+			}
+			c.Close()
+			t.Errorf("%q accepted (host %q, run-time parameters %d)", in, c.base.Host, len(c.base.Runtime))
+			continue
+		}
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%q: %v is not ErrInvalidConfig", in, err)
+		}
+		if out := fmt.Sprintf("%v %+v %#v", err, err, err); strings.Contains(out, secret) {
+			t.Errorf("%q: error shows the password: %s", in, out)
+		}
+	}
+}
+
 func TestAzureKeyInTwoSpellingsRefused(t *testing.T) {
 	cleanPGEnv(t)
 	for _, in := range []string{

@@ -46,6 +46,23 @@ var ErrSyntax = errors.New("malformed connection string")
 // errors.Is(err, ErrSyntax) holds.
 var ErrURLKey = fmt.Errorf("%w: a URL query key holds white space or \"=\", which pq would read as further keys", ErrSyntax)
 
+// ErrParamName reports a key that pq would send to the server as a
+// run-time parameter although it is no PostgreSQL parameter name (letters,
+// digits, "_" and "$", components separated by "."): the server would
+// refuse the connection for it anyway. The usual cause is a postgres:// URL
+// that does not start the string (" postgres://u:pw@h/db?sslmode=require"):
+// pq then reads the whole URL up to the first "=" as one key, password
+// included, and would dial localhost with it. The key is never shown.
+// errors.Is(err, ErrSyntax) holds.
+var ErrParamName = fmt.Errorf("%w: a key is not a PostgreSQL parameter name (not shown: it may hold a password); a postgres:// URL must start the string, with nothing before it", ErrSyntax)
+
+// ErrNULByte reports a NUL byte in a value pq sends in the startup message
+// (user, dbname, options, application_name, a run-time parameter): pq
+// writes them as C strings, so the server would read what follows the NUL
+// as further parameters — a second user or database, which it takes over
+// the first. errors.Is(err, ErrSyntax) holds.
+var ErrNULByte = fmt.Errorf("%w: a value holds a NUL byte, which would end it in PostgreSQL's startup message and start other parameters (user, database, ...)", ErrSyntax)
+
 // DuplicateKeyError reports an azure_* key given more than once: in two
 // spellings (azure_client_id and AZURE_CLIENT_ID, in either form), or
 // repeated in a URL's query. errors.Is(err, ErrSyntax) holds.
@@ -95,7 +112,9 @@ type Parsed struct {
 // (azure_client_id and AZURE_CLIENT_ID) are an error in both forms, and so
 // is a key repeated in a URL's query, which pq would silently cut to its
 // first value (DuplicateKeyError). A URL query key that pq would re-read as
-// several keys is refused (ErrURLKey).
+// several keys is refused (ErrURLKey), and so is a run-time parameter whose
+// name no PostgreSQL server accepts (ErrParamName): that is how pq reads a
+// URL with anything before "postgres://", password included.
 func Parse(s string) (Parsed, error) {
 	if len(s) > MaxLen {
 		return Parsed{}, fmt.Errorf("%w: longer than %d bytes", ErrSyntax, MaxLen)
@@ -117,6 +136,9 @@ func Parse(s string) (Parsed, error) {
 			p.PasswordInDSN = true
 		}
 		if !strings.HasPrefix(lk, AzurePrefix) {
+			if !paramName(k) {
+				return Parsed{}, ErrParamName
+			}
 			continue
 		}
 		if prev, dup := spelled[lk]; dup {
@@ -125,6 +147,9 @@ func Parse(s string) (Parsed, error) {
 		spelled[lk] = k
 		p.Azure[lk] = cfg.Runtime[k]
 		delete(cfg.Runtime, k)
+	}
+	if nulInStartup(cfg) {
+		return Parsed{}, ErrNULByte
 	}
 	// pq drops a URL's empty values; pgentra reads ?azure_x= as x=''.
 	for lk, v := range urlAzure {
@@ -135,6 +160,46 @@ func Parse(s string) (Parsed, error) {
 	p.Config = cfg
 	p.UserGiven, p.PasswordInDSN = given(cfg, p.PasswordInDSN)
 	return p, nil
+}
+
+// nulInStartup reports a NUL byte in anything pq writes into the startup
+// message as a string (run-time parameter names are checked by paramName,
+// which refuses NUL too).
+func nulInStartup(cfg pq.Config) bool {
+	for _, v := range []string{cfg.User, cfg.Database, cfg.Options, cfg.ApplicationName} {
+		if strings.IndexByte(v, 0) >= 0 {
+			return true
+		}
+	}
+	for _, v := range cfg.Runtime {
+		if strings.IndexByte(v, 0) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// paramName reports whether k is a name PostgreSQL accepts for a
+// configuration parameter (its valid_custom_variable_name, without the
+// requirement of a "."): components of letters, "_" and bytes >= 0x80,
+// then also digits and "$", separated by single dots.
+func paramName(k string) bool {
+	start := true
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case c == '.':
+			if start {
+				return false
+			}
+			start = true
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
+			start = false
+		case !start && (c >= '0' && c <= '9' || c == '$'):
+		default:
+			return false
+		}
+	}
+	return !start
 }
 
 // urlAzureKeys looks, for a postgres:// URL, at the keys of its query as
@@ -354,10 +419,16 @@ func addrString(a netip.Addr) string {
 
 // isSecretKey reports whether a run-time parameter's value must never be
 // logged. pq sends unknown keys to the server, so these would be refused
-// there anyway; they are hidden in case someone tries.
+// there anyway; they are hidden in case someone tries, under any of the
+// usual spellings (Pwd is ADO.NET's and ODBC's, passwd Unix's).
 func isSecretKey(k string) bool {
 	k = strings.ToLower(k)
-	return strings.Contains(k, "password") || strings.Contains(k, "secret") || strings.Contains(k, "token") || k == "sslkey"
+	for _, w := range []string{"pass", "pwd", "secret", "token", "key", "cred", "auth"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // SortedKeys returns m's keys in order, for stable error messages.
@@ -380,6 +451,14 @@ func safeKey(k string) string {
 	}
 	return k
 }
+
+// NewConfig is pq.NewConfig(s) for a string pgentra wrote itself (Build's),
+// with pq's panics turned into an error (ErrSyntax) instead of a crash: pq
+// reads the PG* environment each time it parses, and comma lists in PGHOST
+// and PGPORT, which it prepends to the string's own, can make a string that
+// parsed cleanly once index out of range the next time. Its errors never
+// quote a word that may belong to a password (see Parse).
+func NewConfig(s string) (pq.Config, error) { return parsePQ(s) }
 
 // parsePQ is pq.NewConfig, with pq's panics turned into ErrSyntax: pq
 // v1.12.3 indexes out of range on some multi-host lists (an empty first host

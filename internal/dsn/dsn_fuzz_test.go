@@ -31,6 +31,9 @@ var fuzzSeeds = []struct{ base, val string }{
 	{"postgres://h/db?azure_client_id=aaa&AZURE_CLIENT_ID=bbb", "v"},
 	{"AZURE_CLIENT_ID=a azure_client_id=b", "v"},
 	{"=x host=h", "v"},
+	{" postgres://u:pw@h/db?sslmode=require&azure_scope=s", "v"},
+	{"host=h user=alice application_name='x\x00user\x00bob'", "v"},
+	{"postgres://alice@h/d%00user%00bob?azure_scope=s", "v"},
 	{"", ""},
 }
 
@@ -58,8 +61,17 @@ func FuzzParse(f *testing.F) {
 			// pq accepted it: only pgentra's stricter rules for its own keys
 			// may refuse it.
 			var dup *DuplicateKeyError
-			if !errors.As(err, &dup) && !errors.Is(err, ErrURLKey) && len(base) <= MaxLen {
+			if !errors.As(err, &dup) && !errors.Is(err, ErrURLKey) && !errors.Is(err, ErrParamName) && !(errors.Is(err, ErrNULByte) && (strings.Contains(base, "\x00") || strings.Contains(base, "%00"))) && len(base) <= MaxLen {
 				t.Fatalf("pq accepts %q but Parse says: %v", base, err)
+			}
+			if errors.Is(err, ErrParamName) {
+				bad := false
+				for k := range ref.Runtime {
+					bad = bad || !strings.HasPrefix(strings.ToLower(k), AzurePrefix) && !paramName(k)
+				}
+				if !bad {
+					t.Fatalf("Parse(%q): %v, but pq's run-time parameters %q are all names", base, err, SortedKeys(ref.Runtime))
+				}
 			}
 			return
 		}

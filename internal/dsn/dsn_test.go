@@ -203,6 +203,13 @@ func TestParseErrors(t *testing.T) {
 		{"service file line", "service=bad", "service file"},
 		{"URL key pq would split", "postgres://h/db?x%3D1%20host=evil.example.invalid", "URL query key"},
 		{"URL key with U+00A0", "postgres://h/db?application_name%C2%A0host=evil.example.invalid", "URL query key"},
+		// pq reads a URL that does not start the string as key=value: the
+		// URL up to its first "=", password included, becomes one run-time
+		// parameter's name, which String() showed and pq sent to localhost.
+		{"URL after white space", " postgres://u:" + secret + "@h.example.invalid/db?sslmode=require", "not a PostgreSQL parameter name"},
+		{"URL after a newline", "\npostgresql://u:" + secret + "@h.example.invalid/db?sslmode=require&application_name=x", "not a PostgreSQL parameter name"},
+		{"URL scheme in capitals", "Postgres://u:" + secret + "@h.example.invalid/db?sslmode=require", "not a PostgreSQL parameter name"},
+		{"URL query key no server takes", "postgres://h/db?x:" + secret + "=1", "not a PostgreSQL parameter name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,6 +227,21 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error leaks the secret: %q", err)
 			}
 		})
+	}
+}
+
+// Run-time parameter names are PostgreSQL's (the server refuses others):
+// letters, digits, "_", "$", bytes >= 0x80, dot-separated components.
+func TestParamName(t *testing.T) {
+	for k, want := range map[string]bool{
+		"work_mem": true, "search_path": true, "myext.setting": true, "_pq_.x": true, "a$1": true,
+		"sch\u00e9ma": true, "Work_Mem": true,
+		"": false, "1abc": false, "a.": false, ".a": false, "a..b": false, "a.1b": false, "$a": false,
+		"a-b": false, "a:b": false, "postgres://u:pw@h/db?sslmode": false, "a\x00user": false,
+	} {
+		if got := paramName(k); got != want {
+			t.Errorf("paramName(%q) = %v, want %v", k, got, want)
+		}
 	}
 }
 
@@ -268,5 +290,66 @@ func TestParsePQPanicIsAnError(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error quotes the password: %v", err)
+	}
+}
+
+// pq writes each value of its startup message as a C string: a NUL byte
+// inside one ends it, and what follows is read by the server as further
+// parameters — here a second "user", which the server takes over the
+// first, so the role pgentra decided on is not the one the server sees.
+// Every source is refused: the string in either form and a service file.
+func TestParseRefusesNULInStartupValues(t *testing.T) {
+	cleanPGEnv(t)
+	svc := filepath.Join(t.TempDir(), "pg_service.conf")
+	if err := os.WriteFile(svc, []byte("[nul]\nhost=h\napplication_name=x\x00user\x00bob\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGSERVICEFILE", svc)
+	for _, in := range []string{
+		"host=h user=alice application_name='x\x00user\x00bob'",
+		"host=h user=alice dbname=d\x00user\x00bob",
+		"host=h user=alice options='-c a=b\x00user\x00bob'",
+		"host=h user=alice work_mem='1MB\x00user\x00bob'",
+		"host=h user='alice\x00database\x00other'",
+		"postgres://alice@h/db?application_name=x%00user%00bob",
+		"postgres://alice@h/d%00user%00bob",
+		"service=nul user=alice",
+	} {
+		p, err := Parse(in)
+		if err == nil {
+			t.Errorf("%q accepted: user %q, application_name %q, dbname %q", in, p.Config.User, p.Config.ApplicationName, p.Config.Database)
+			continue
+		}
+		if !errors.Is(err, ErrSyntax) || !errors.Is(err, ErrNULByte) {
+			t.Errorf("%q: %v, want ErrNULByte (and ErrSyntax)", in, err)
+		}
+	}
+	if _, err := Parse("host=h user=alice application_name='x user bob'"); err != nil {
+		t.Errorf("no NUL: %v", err)
+	}
+}
+
+// A password under a key pq does not know is a run-time parameter, which
+// Describe (and so Connector.String) shows: only "password" itself was
+// refused as a DSN password, and only keys containing password, secret or
+// token were hidden. ADO.NET and ODBC spell it Pwd; passwd is common too.
+func TestDescribeHidesPasswordLikeKeys(t *testing.T) {
+	cleanPGEnv(t)
+	const secret = "hunter2-SECRET"
+	for _, k := range []string{"Pwd", "pwd", "passwd", "PASS", "pass_word", "passphrase", "api_key", "client_secret", "access_token", "auth", "credential"} {
+		cfg, err := pq.NewConfig("host=h user=u " + k + "=" + secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Describe(cfg, true); strings.Contains(got, secret) {
+			t.Errorf("%s: Describe shows the value: %s", k, got)
+		}
+	}
+	cfg, err := pq.NewConfig("host=h work_mem=64kB search_path=s statement_timeout=5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := Describe(cfg, false), "host=h port=5432 search_path=s statement_timeout=5s work_mem=64kB"; got != want {
+		t.Errorf("Describe = %s, want %s", got, want)
 	}
 }
