@@ -10,6 +10,7 @@ import (
 
 	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/internal/dsn"
+	"github.com/pgentra/pgentra/token"
 )
 
 // Keys of the connection string that belong to pgentra (DESIGN §4). They are
@@ -27,6 +28,13 @@ const (
 	keyAllowInsecureTLS  = "azure_allow_insecure_tls"
 	defaultRefreshMargin = 5 * time.Minute
 )
+
+// dsnScopes are the scopes azure_scope accepts: the database resources of
+// Azure's clouds (DESIGN §6). Whoever writes a connection string chooses the
+// host the token is sent to, so it must not be able to ask for a token of
+// another resource (Resource Manager, Key Vault, Graph) and send it there:
+// a custom scope takes code (WithTokenCache with a token.Cache of that scope).
+var dsnScopes = []string{token.ScopePublic, token.ScopeChina, token.ScopeUSGov, token.ScopeCosmos}
 
 var knownKeys = []string{
 	keyAllowInsecureTLS, keyCertificatePath, keyClientID, keyCredential, keyFederatedToken,
@@ -150,10 +158,13 @@ func parseSettings(kv map[string]string) (settings, error) {
 		case keyFederatedToken:
 			s.federatedTokenFile = v
 		case keyScope:
-			if !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "api://") {
-				return settings{}, configErr(k, v, `want a scope such as "https://ossrdbms-aad.database.windows.net/.default"`)
+			i := slices.IndexFunc(dsnScopes, func(sc string) bool { return strings.EqualFold(sc, v) })
+			if i < 0 {
+				return settings{}, configErr(k, v, "accepted: %s (a database scope; a token for any other resource "+
+					"would be handed to whatever host the connection string names — for a custom scope, build it in code: "+
+					"WithTokenCache(token.NewCache(cred, scope)))", quoteList(dsnScopes))
 			}
-			s.scope = v
+			s.scope = dsnScopes[i]
 		case keyRefreshMargin:
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 || d > 12*time.Hour {

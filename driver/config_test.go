@@ -23,8 +23,8 @@ func TestParseDSNSettings(t *testing.T) {
 		want settings
 	}{
 		{"defaults", "host=h user=u", settings{credential: credDefault, refreshMargin: 5 * time.Minute, clientSecretEnv: envClientSecret}},
-		{"every key, key=value", "host=h azure_credential=managed_identity azure_client_id=cid azure_tenant_id=tid azure_client_certificate_path=/c.pem azure_federated_token_file=/f azure_scope=https://x/.default azure_refresh_margin=90s azure_allow_insecure_tls=true",
-			settings{credential: credManagedIdentity, clientID: "cid", tenantID: "tid", certificatePath: "/c.pem", federatedTokenFile: "/f", scope: "https://x/.default", refreshMargin: 90 * time.Second, allowInsecureTLS: true, clientSecretEnv: envClientSecret}},
+		{"every key, key=value", "host=h azure_credential=managed_identity azure_client_id=cid azure_tenant_id=tid azure_client_certificate_path=/c.pem azure_federated_token_file=/f azure_scope=https://ossrdbms-aad.database.chinacloudapi.cn/.default azure_refresh_margin=90s azure_allow_insecure_tls=true",
+			settings{credential: credManagedIdentity, clientID: "cid", tenantID: "tid", certificatePath: "/c.pem", federatedTokenFile: "/f", scope: token.ScopeChina, refreshMargin: 90 * time.Second, allowInsecureTLS: true, clientSecretEnv: envClientSecret}},
 		{"object id, URL", "postgres://u@h/db?azure_credential=managed_identity&azure_object_id=oid",
 			settings{credential: credManagedIdentity, objectID: "oid", refreshMargin: 5 * time.Minute, clientSecretEnv: envClientSecret}},
 		{"resource id", "host=h azure_credential=managed_identity azure_resource_id=/subscriptions/s/x",
@@ -167,7 +167,8 @@ func TestScopeAndCloudFromHost(t *testing.T) {
 		{"host=a.postgres.database.chinacloudapi.cn user=u", token.ScopeChina, "https://login.chinacloudapi.cn/"},
 		{"host=a.postgres.database.usgovcloudapi.net user=u", token.ScopeUSGov, "https://login.microsoftonline.us/"},
 		{"host=c-x.y.postgres.cosmos.azure.com user=u", token.ScopeCosmos, "https://login.microsoftonline.com/"},
-		{"host=a.postgres.database.chinacloudapi.cn user=u azure_scope=https://override/.default", "https://override/.default", "https://login.microsoftonline.com/"},
+		{"host=a.postgres.database.chinacloudapi.cn user=u azure_scope=https://ossrdbms-aad.database.windows.net/.default", token.ScopePublic, "https://login.microsoftonline.com/"},
+		{"host=pg.contoso.example user=u azure_scope=https://OSSRDBMS-AAD.database.usgovcloudapi.net/.default", token.ScopeUSGov, "https://login.microsoftonline.us/"},
 	}
 	for _, tt := range tests {
 		c, err := NewConnector(tt.dsn, withGetenv(env(nil)))
@@ -242,6 +243,32 @@ func TestDefaultChainSelection(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("env %v: %v is not ErrInvalidConfig", tt.env, err)
+		}
+	}
+}
+
+// azure_scope takes only the database scopes: whoever writes the DSN also
+// picks the host the token goes to, so a Resource Manager or Key Vault token
+// must never be obtainable from a connection string.
+func TestScopeOnlyDatabaseScopes(t *testing.T) {
+	for _, scope := range []string{
+		token.ScopeManagement,
+		"https://vault.azure.net/.default",
+		"https://graph.microsoft.com/.default",
+		"api://my-app/.default",
+		"https://ossrdbms-aad.database.windows.net", // the resource, not a scope
+		"https://ossrdbms-aad.database.windows.net.evil.example.invalid/.default",
+	} {
+		_, err := NewConnector("host=db.postgres.database.azure.com user=u azure_scope="+scope, withGetenv(env(nil)))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Key != "azure_scope" {
+			t.Errorf("azure_scope=%s: err %v, want a ConfigError for azure_scope", scope, err)
+			continue
+		}
+		for _, want := range []string{token.ScopePublic, token.ScopeCosmos, "WithTokenCache"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("azure_scope=%s: error %q does not name %q", scope, err, want)
+			}
 		}
 	}
 }

@@ -50,7 +50,7 @@
 //	azure_tenant_id                tenant for service principals, workload identity, CLI
 //	azure_client_certificate_path  certificate for client_certificate
 //	azure_federated_token_file     token file for workload_identity
-//	azure_scope                    token scope (default: from the host name)
+//	azure_scope                    token scope: one of the token.Scope* database scopes (default: from the host name)
 //	azure_refresh_margin           refresh this long before expiry, in the background (default 5m; short
 //	                               tokens at half-life; 0s refreshes only at the last moment, callers wait)
 //	azure_allow_insecure_tls       true allows sslmode disable/allow/prefer to a non-local host

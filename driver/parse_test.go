@@ -365,7 +365,7 @@ func TestBaseConfigIsPQsParse(t *testing.T) {
 	tests := []struct{ in, pqAlone string }{
 		{"host=srv.postgres.database.azure.com user=u dbname=d azure_credential=azure_cli application_name='a\u00a0b' work_mem=64kB",
 			"host=srv.postgres.database.azure.com user=u dbname=d application_name='a\u00a0b' work_mem=64kB"},
-		{"postgres://u@[::1%25lo]:5433/d%20b?sslmode=disable&AZURE_SCOPE=https%3A%2F%2Fx%2F.default&options=-c%20a%3Db",
+		{"postgres://u@[::1%25lo]:5433/d%20b?sslmode=disable&AZURE_SCOPE=https%3A%2F%2Ftoken.postgres.cosmos.azure.com%2F.default&options=-c%20a%3Db",
 			"postgres://u@[::1%25lo]:5433/d%20b?sslmode=disable&options=-c%20a%3Db"},
 		{"host=a.postgres.database.azure.com,b.postgres.database.azure.com port=1,2 user=u sslmode=require target_session_attrs=read-write azure_refresh_margin=1m",
 			"host=a.postgres.database.azure.com,b.postgres.database.azure.com port=1,2 user=u sslmode=require target_session_attrs=read-write"},
@@ -396,7 +396,7 @@ func TestBaseConfigIsPQsParse(t *testing.T) {
 // refused). Its seeds run with every go test.
 func FuzzConnectorConfig(f *testing.F) {
 	for _, s := range []string{
-		"host=127.0.0.1 user=u sslmode=disable application_name='x\u00a0host=evil.example.invalid' azure_scope=https://x/.default",
+		"host=127.0.0.1 user=u sslmode=disable application_name='x\u00a0host=evil.example.invalid' azure_scope=https://token.postgres.cosmos.azure.com/.default",
 		"host=h.postgres.database.azure.com\u3000user=u\u2028dbname=d\u0085AZURE_REFRESH_MARGIN=1m",
 		`host=a.postgres.database.azure.com,b.postgres.database.azure.com port=1,2 options='-c a=b' dbname=d\ b`,
 		"postgres://u@[::1%25lo]:5433/d%20b?sslmode=disable&azure_client_id=c&options=-c%20a%3Db",
