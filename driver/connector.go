@@ -105,6 +105,9 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	switch {
 	case o.cache != nil:
 		c.cache, c.scope, c.cred, c.credKind = o.cache, o.cache.Scope(), o.credential, "custom token cache"
+		if c.cred == nil {
+			c.cred = o.cache.Credential() // for the user-name lookup: a shared cache's credential is the one to ask
+		}
 	default:
 		cred := o.credential
 		if cred != nil {

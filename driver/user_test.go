@@ -237,3 +237,30 @@ func TestUserLookupStoppedByClose(t *testing.T) {
 		t.Errorf("waiter after Close: %v", err)
 	}
 }
+
+// A Connector given only a shared token cache (WithTokenCache, as the
+// examples and pools sharing one cache do) derives a managed identity's role
+// name with the cache's own credential: the database-scope token names
+// nobody, the management-scope one does.
+func TestUserLookupWithSharedCache(t *testing.T) {
+	t.Setenv("PGUSER", "")
+	cred := &fakeCredential{claims: miDBClaims(), mgmt: miMgmtClaims("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-orders")}
+	cache := token.NewCache(cred, token.ScopePublic)
+	defer cache.Close()
+	c, err := NewConnector(fmt.Sprintf("host=127.0.0.1 port=%d dbname=d sslmode=disable", closedPort(t)), WithTokenCache(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tok, err := cache.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := c.userFor(context.Background(), tok)
+	if err != nil || user != "id-orders" {
+		t.Fatalf("userFor = %q, %v; want the identity's name from its management-scope token", user, err)
+	}
+	if n := cred.mgmtCalls.Load(); n != 1 {
+		t.Errorf("management-scope requests = %d, want 1", n)
+	}
+}

@@ -168,6 +168,11 @@ func NewCache(cred azcore.TokenCredential, scope string, opts ...Option) *Cache 
 // Scope returns the scope the cache requests tokens for.
 func (c *Cache) Scope() string { return c.scope }
 
+// Credential returns the credential the cache gets its tokens from. The driver asks it,
+// once per identity, for a management-scope token when a database-scope token does not
+// name its principal (a managed identity's role name is in the other token's xms_mirid).
+func (c *Cache) Credential() azcore.TokenCredential { return c.cred }
+
 // Token returns a valid token, from the cache when possible; see [Cache.Acquire]. Use
 // its Token field as the PostgreSQL password of a new connection.
 func (c *Cache) Token(ctx context.Context) (azcore.AccessToken, error) {
