@@ -84,7 +84,11 @@ func TestLoadAcrossRotations(t *testing.T) {
 		// fails an operation, which is what counts.
 		t.Logf("front refusals (none failed an operation): %v", stats.refused)
 	}
-	if l.ops.Load() < int64(workers)*int64(lifetimes) {
+	// A guard against a harness that did not run, not a throughput target: the
+	// paced workers make about one operation per worker and lifetime on an idle
+	// 2-core machine (1,370–1,400 with -race), and CPU taken by anything else
+	// lowers that without any operation failing, which is what this test is about.
+	if l.ops.Load() < int64(workers)*int64(lifetimes)/2 {
 		t.Errorf("only %d operations in %s: the load did not run", l.ops.Load(), elapsed)
 	}
 	if int64(stats.logins) < l.ops.Load() {
