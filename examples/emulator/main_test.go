@@ -15,11 +15,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pgentra/pgentra/examples/internal/extest"
 	"github.com/pgentra/pgentra/internal/emulator"
 	"github.com/pgentra/pgentra/internal/pgtest"
 )
@@ -86,24 +86,6 @@ func TestCLIClientEmulatorGone(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // tool finds a PostgreSQL client program on PATH or in pg_config --bindir;
 // "" when absent.
 func tool(name string) string {
@@ -151,7 +133,7 @@ func TestEmulatorCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "emu") // created and removed by the command
 	cmd := exec.Command(filepath.Join(bin, "emulator"), "-dir", dir, "-identity", "id-orders", "-identity", "id-reports", "-token-lifetime", "7m", "-v")
 	cmd.Env = cleanEnv()
-	var stderr syncBuffer
+	var stderr extest.SyncBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

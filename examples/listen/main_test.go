@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,24 +11,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(extest.Main(m)) }
-
-// syncBuffer is written by run's goroutine and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestListenSurvivesKill(t *testing.T) {
 	target := extest.WebApp(t, "app-listen")
@@ -46,7 +26,7 @@ func TestListenSurvivesKill(t *testing.T) {
 	env.Front.Reset()
 
 	listening := make(chan struct{}, 4)
-	out := &syncBuffer{}
+	out := &extest.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, out, target.DSN, config{Channel: "jobs", MinReconnect: 50 * time.Millisecond,
