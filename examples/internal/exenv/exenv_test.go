@@ -74,6 +74,7 @@ func TestWebAppRights(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "create table notes (id int primary key, body text)"); err != nil {
 		t.Fatalf("create table in the role's schema: %v", err)
 	}
+	t.Cleanup(func() { _, _ = target.Env.AdminDB.Exec(`drop table if exists "app-rights".notes`) }) // -count=N reuses the cluster
 	if _, err := conn.ExecContext(ctx, "insert into notes values (1, 'x')"); err != nil {
 		t.Fatal(err)
 	}
