@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/lib/pq"
@@ -106,5 +107,48 @@ func ExampleLoginError() {
 	var pe *pq.Error
 	if errors.As(err, &pe) && pe.Code == "28P01" {
 		log.Print("no role maps to this identity: run pgaadauth_create_principal as the Entra administrator")
+	}
+}
+
+// LISTEN/NOTIFY that survives token expiry: pq.NewListener's API, but every
+// (re)connect logs in with a token from pgentra's cache, so a connection
+// dropped after the first token expired is re-established. A nil
+// notification follows each reconnect: whatever was sent meanwhile is lost,
+// so re-read the state it announces.
+func ExampleNewListener() {
+	l, err := driver.NewListener("host=myserver.postgres.database.azure.com user=orders-api dbname=orders",
+		10*time.Second, time.Minute,
+		func(ev pq.ListenerEventType, err error) {
+			if err != nil {
+				log.Printf("listener %v: %v", ev, err) // a *driver.LoginError carries the hint
+			}
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Listen("orders"); err != nil {
+		log.Fatal(err)
+	}
+	for n := range l.NotificationChannel() {
+		if n == nil {
+			log.Print("reconnected: reload what the notifications announce")
+			continue
+		}
+		log.Printf("order %s", n.Extra)
+	}
+}
+
+// A credential that could not give a token names itself, the identity the
+// DSN chose and how to check it; no login was attempted.
+func ExampleTokenError() {
+	db, err := sql.Open("pgentra", "host=myserver.postgres.database.azure.com dbname=orders azure_credential=managed_identity azure_client_id=5a9b7c1d-0000-0000-0000-6e2f8a3b4c5d")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	var te *driver.TokenError
+	if err := db.Ping(); errors.As(err, &te) {
+		log.Printf("no token (%s): %v", te.IdentityKey, err)
 	}
 }
