@@ -215,7 +215,9 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 		return c.connectError(ctx, tok, user, err)
 	}
 	if len(next.Token) > maxPasswordLen {
-		return c.tooLarge(next)
+		// Keep the server's refusal reachable (errors.As *pq.Error), as for any
+		// other retry that could not be made.
+		return c.connectError(ctx, tok, user, retryFailed(err, c.tooLarge(next)))
 	}
 	tok = next
 	if user, err = c.login(ctx, tok, attempt); err == nil {
@@ -228,8 +230,8 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 }
 
 func (c *Connector) tooLarge(tok azcore.AccessToken) error {
-	return fmt.Errorf("%w: the %s credential returned %d bytes, PostgreSQL accepts at most %d (scope %q)",
-		ErrTokenTooLarge, c.credKind, len(tok.Token), maxPasswordLen, c.scope)
+	return fmt.Errorf("%w: %s returned %d bytes, PostgreSQL accepts at most %d (scope %q)",
+		ErrTokenTooLarge, credentialName(c.cred, c.credKind), len(tok.Token), maxPasswordLen, c.scope)
 }
 
 // login makes one attempt with tok as the role it maps to, and returns that

@@ -300,3 +300,35 @@ func TestExpiredFetchedTokenRetriedPastCredentialCache(t *testing.T) {
 		})
 	}
 }
+
+// A retry whose new token is too large for a password still reports the
+// server's refusal of the first one (errors.As *pq.Error) with
+// ErrTokenTooLarge, and never the oversized token.
+func TestRetryTokenTooLargeKeepsServerError(t *testing.T) {
+	cred := &fakeCredential{claims: spClaims(), lifetime: time.Hour}
+	c := retryConnector(t, cred)
+	ctx := context.Background()
+	if err := c.withLogin(ctx, (&scriptedLogins{}).attempt); err != nil {
+		t.Fatal(err)
+	}
+	big := spClaims()
+	big["pad"] = strings.Repeat("x", maxPasswordLen)
+	cred.mu.Lock()
+	cred.claims = big
+	cred.mu.Unlock()
+	logins := &scriptedLogins{script: []error{errNoRole}}
+	err := c.withLogin(ctx, logins.attempt) // the cached token is refused; its replacement is too large
+	var pe *pq.Error
+	if !errors.As(err, &pe) || pe.Code != "28P01" {
+		t.Fatalf("error %v; want the server's refusal reachable as *pq.Error", err)
+	}
+	if !errors.Is(err, ErrTokenTooLarge) {
+		t.Errorf("error %v; want ErrTokenTooLarge", err)
+	}
+	if len(logins.sent) != 1 {
+		t.Errorf("logins = %d, want 1 (no login with an oversized token)", len(logins.sent))
+	}
+	if strings.Contains(err.Error(), "xxxxxxxxxx") || strings.Contains(err.Error(), secretMarker) {
+		t.Errorf("error shows a token: %.300s", err)
+	}
+}
