@@ -31,8 +31,15 @@ type Connector struct {
 
 	deriveUser bool
 	mgmtScope  string
-	lookup     userLookup             // the management-scope lookup of a derived user name
+	lookup     *userLookup            // the management-scope lookup of a derived user name
 	user       atomic.Pointer[string] // the derived user name, once known
+
+	// shared: the credential, cache and lookup come from the registry (see
+	// shared.go); sub is this Connector's subscription to the cache's
+	// events; closed makes Close release them once.
+	shared *sharedIdentity
+	sub    *eventSub
+	closed atomic.Bool
 
 	current atomic.Pointer[pqEntry]
 
@@ -56,6 +63,15 @@ type pqEntry struct {
 // pgentra's azure_* keys (see the package documentation) — and builds the
 // credential and the token cache its connections will use. Nothing is
 // dialed and no token is fetched until the first Connect.
+//
+// Connectors whose credential settings are the same (the azure_* keys, the
+// scope, the environment variables the credential reads, and options
+// WithClientOptions — its Transport the very same value — and
+// WithDisableInstanceDiscovery) share one credential and token cache in the
+// process, so N pools of one identity make one token request per token
+// lifetime, not N; the last of them to Close closes the cache. A Connector
+// given WithCredential, WithTokenCache or WithTokenOptions gets no shared
+// one: it keeps what it was given.
 //
 // An empty dsn uses Azure Service Connector's AZURE_POSTGRESQL_* variables,
 // or else pq's PG* variables. Service Connector always writes
@@ -96,6 +112,7 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 		logger:     o.logger,
 		deriveUser: !p.userGiven,
 		mgmtScope:  mgmtScope,
+		lookup:     &userLookup{},
 	}
 	if o.logger != nil {
 		c.warnConfig(&cfg, p.serviceConnector, o.getenv)
@@ -112,6 +129,11 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 		cred := o.credential
 		if cred != nil {
 			c.credKind = "custom credential"
+		} else if key, ok := identityKey(s, scope, &o, o.getenv); ok {
+			if err := c.useShared(key, s, scope, &o); err != nil {
+				return nil, err
+			}
+			return c, nil
 		} else if cred, err = newCredential(s, scope, &o, o.getenv); err != nil {
 			return nil, err
 		}
@@ -335,16 +357,30 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 // TokenCache returns the cache the Connector takes its tokens from: hand its
 // token to a tool that takes a password (psql, pg_dump), or share it with
 // another pool through WithTokenCache. The Connector closes it on Close
-// unless it came from WithTokenCache.
+// unless it came from WithTokenCache; a cache that Connectors built from the
+// same identity settings share (see NewConnector) is closed by the last of
+// them, so don't Close it yourself.
 func (c *Connector) TokenCache() *token.Cache { return c.cache }
 
 // Driver returns the pgentra Driver.
 func (c *Connector) Driver() driver.Driver { return &Driver{} }
 
 // Close stops the token cache the Connector built (not one passed with
-// WithTokenCache) and a management-scope lookup of the user name in flight.
-// database/sql calls it from DB.Close. Open connections are not affected.
+// WithTokenCache) and a management-scope lookup of the user name in flight;
+// a cache shared with other Connectors of the same identity is stopped by
+// the last of them to close, and the Connector's logger gets no more of its
+// events. database/sql calls it from DB.Close. Open connections are not
+// affected.
 func (c *Connector) Close() error {
+	if c.shared != nil {
+		if !c.closed.CompareAndSwap(false, true) {
+			return nil
+		}
+		if c.sub != nil {
+			c.shared.events.unsubscribe(c.sub)
+		}
+		return c.shared.release()
+	}
 	c.lookup.close()
 	if c.ownsCache {
 		return c.cache.Close()

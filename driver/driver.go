@@ -15,8 +15,9 @@ func init() {
 }
 
 // Driver is the database/sql driver registered as "pgentra". database/sql
-// uses it through OpenConnector, so a DSN is parsed, and its credential and
-// token cache are built, once per sql.DB — not once per connection.
+// uses it through OpenConnector, so a DSN is parsed once per sql.DB — not
+// once per connection — and pools whose DSNs name the same identity share
+// one credential and token cache (see NewConnector).
 type Driver struct{}
 
 var (
@@ -32,8 +33,9 @@ func (d *Driver) OpenConnector(name string) (driver.Connector, error) {
 
 // Open opens one connection without a pool. database/sql never calls it for
 // this driver (it uses OpenConnector); it exists for code that drives
-// database/sql/driver by hand. Each call builds and discards a credential,
-// so prefer NewConnector for anything that opens more than one connection.
+// database/sql/driver by hand. Each call builds and discards a credential
+// (unless an open Connector of the same identity lends its own), so prefer
+// NewConnector for anything that opens more than one connection.
 func (d *Driver) Open(name string) (driver.Conn, error) {
 	c, err := NewConnector(name)
 	if err != nil {
