@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type hintInput struct {
 	Token string // the access token sent (only its claims are read; never quoted)
 	Port  uint16 // the server port dialed (the first host's)
 	Host  string // the server's name (the first host's)
+	// TLS is set when pgentra verified the connection as verify-full
+	// although its string asked for less.
+	TLS tlsUpgrade
 }
 
 // Fixed parts of Azure's login refusals (azure-facts.md). Matching uses only these,
@@ -92,7 +96,7 @@ const azureRoots = "DigiCert Global Root G2, DigiCert Global Root CA and Microso
 func loginHint(err error, in hintInput) string {
 	var pe *pq.Error
 	if !errors.As(err, &pe) {
-		return transportHint(err)
+		return transportHint(err, in)
 	}
 	msg := pe.Message
 	claims, _ := token.ParseClaims(in.Token) // zero Claims when unreadable
@@ -189,20 +193,37 @@ func databaseScopeOf(resource string) (string, bool) {
 }
 
 // transportHint explains a failure before the server's answer: dial or TLS.
-func transportHint(err error) string {
+// When pgentra verified a connection its string asked to verify less
+// (in.TLS), a failed verification also says why it did and how to add
+// roots.
+func transportHint(err error, in hintInput) string {
+	h, verification := transportCause(err)
+	if verification && in.TLS.from != "" {
+		h += "; " + in.TLS.hint()
+	}
+	return h
+}
+
+// transportCause explains a dial or TLS failure, and reports whether the
+// server's certificate failed verification.
+func transportCause(err error) (hint string, verification bool) {
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
+	var ce x509.CertificateInvalidError
+	var ve *tls.CertificateVerificationError
 	var pe *fs.PathError
 	msg := err.Error()
 	switch {
 	case errors.As(err, &ua) || strings.Contains(msg, "certificate signed by unknown authority"):
-		return "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA"
+		return "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA", true
 	case errors.As(err, &he) || strings.Contains(msg, "certificate is valid for"):
-		return "the server's TLS certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name"
+		return "the server's TLS certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name", true
 	case errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist), strings.Contains(msg, "couldn't parse pem from sslrootcert"):
-		return "the sslrootcert file cannot be used: point sslrootcert at a PEM file holding " + azureRoots + ", or leave it out to use the system roots"
+		return "the sslrootcert file cannot be used: point sslrootcert at a PEM file holding " + azureRoots + ", or leave it out to use the system roots", false
+	case errors.As(err, &ce) || errors.As(err, &ve):
+		return "the server's TLS certificate failed verification (see the error): check its validity dates and this machine's clock", true
 	}
-	return "the server could not be reached or the TLS handshake failed; check host, port, sslmode and sslrootcert"
+	return "the server could not be reached or the TLS handshake failed; check host, port, sslmode and sslrootcert", false
 }
 
 // resourceIn returns the resource Azure's wrong-audience message names ("" when it

@@ -226,3 +226,29 @@ func TestAudienceHintSuggestsOnlyDatabaseScopes(t *testing.T) {
 		})
 	}
 }
+
+// TestTransportHintAfterAzureUpgrade: when pgentra verified a connection the
+// DSN asked for with sslmode=require (a host in Azure's database domains),
+// a failed verification says why it verified and how to add roots.
+func TestTransportHintAfterAzureUpgrade(t *testing.T) {
+	up := tlsUpgrade{from: pq.SSLModeRequire, why: whyAzureDomain}
+	for _, err := range []error{
+		fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}),
+		errors.New("x509: certificate is valid for other.example.com, not srv.postgres.database.azure.com"),
+	} {
+		got := loginHint(err, hintInput{User: "app", Host: "srv.postgres.database.azure.com", TLS: up})
+		for _, w := range []string{"sslmode=require", "verify-full", "Azure's database domains", "public roots", "sslrootcert=", "sslrootcert=system", "azure_allow_insecure_tls=true"} {
+			if !strings.Contains(got, w) {
+				t.Errorf("%v: hint %q does not mention %q", err, got, w)
+			}
+		}
+		// Without the upgrade, nothing about it.
+		if got := loginHint(err, hintInput{User: "app", Host: "srv.postgres.database.azure.com"}); strings.Contains(got, "sslmode=require") {
+			t.Errorf("%v: hint %q talks of an upgrade that did not happen", err, got)
+		}
+	}
+	// A dial failure is not about verification.
+	if got := loginHint(errors.New("dial tcp: connection refused"), hintInput{User: "app", TLS: up}); strings.Contains(got, "sslmode=require") {
+		t.Errorf("connection refused: hint %q talks of the upgrade", got)
+	}
+}
