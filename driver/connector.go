@@ -44,6 +44,8 @@ type Connector struct {
 	current atomic.Pointer[pqEntry]
 
 	refused atomic.Pointer[refusal] // see refusal
+
+	tls tlsUpgrade // a require or verify-ca verified as verify-full, for the hint
 }
 
 var (
@@ -76,10 +78,15 @@ type pqEntry struct {
 // An empty dsn uses Azure Service Connector's AZURE_POSTGRESQL_* variables,
 // or else pq's PG* variables. Service Connector always writes
 // sslmode=require, which checks no certificate; from that variable require
-// and verify-ca are upgraded to verify-full (Azure's certificates chain to
-// public roots). A DSN the caller wrote keeps its sslmode; with WithLogger,
-// require or verify-ca to a non-local host, and PQGO_DEBUG=1 (pq then prints
-// the token to stderr), are logged once as warnings.
+// and verify-ca are verified as verify-full (Azure's certificates chain to
+// public roots and name the server). So are they for a host in Azure's
+// database domains (*.postgres.database.azure.com, the China and US Gov
+// clouds', *.postgres.cosmos.azure.com), unless azure_allow_insecure_tls=true.
+// Elsewhere the sslmode is kept; with WithLogger, require or verify-ca to a
+// non-local host, and PQGO_DEBUG=1 (pq then prints the token to stderr), are
+// logged once as warnings. sslmode=pqgo-<key> (a tls.Config registered with
+// pq.RegisterTLSConfig) is refused for a host that is not local, like
+// disable, allow and prefer, unless azure_allow_insecure_tls=true.
 //
 // The DSN is parsed once, by pq.NewConfig; what pq reads is what is dialed.
 // See the package documentation for pgentra's keys and for pq's quirks.
@@ -93,10 +100,8 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 		return nil, err
 	}
 	cfg := p.cfg
-	if p.serviceConnector {
-		upgradeServiceConnectorTLS(&cfg)
-	}
-	if err := applyTLSPolicy(&cfg, p.settings.allowInsecureTLS); err != nil {
+	tlsd, err := applyTLSPolicy(&cfg, p.settings.allowInsecureTLS, p.serviceConnector)
+	if err != nil {
 		return nil, err
 	}
 	s := p.settings
@@ -113,9 +118,10 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 		deriveUser: !p.userGiven,
 		mgmtScope:  mgmtScope,
 		lookup:     &userLookup{},
+		tls:        tlsd.upgrade,
 	}
 	if o.logger != nil {
-		c.warnConfig(&cfg, p.serviceConnector, o.getenv)
+		c.warnConfig(&cfg, tlsd.warning, o.getenv)
 	}
 	cfg.Password = ""
 	c.base = cfg
@@ -346,7 +352,7 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 	if user == "" || ctx.Err() != nil {
 		return err // user derivation failed, or ctx ended: already explained
 	}
-	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, hintInput{User: user, Given: !c.deriveUser, Scope: c.scope, Token: tok.Token, Port: c.base.Port}), Err: err}
+	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, hintInput{User: user, Given: !c.deriveUser, Scope: c.scope, Token: tok.Token, Port: c.base.Port, Host: c.base.Host, TLS: c.tls}), Err: err}
 	c.clockSkewHint(le, tok.Token)
 	if c.logger != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
@@ -418,17 +424,16 @@ func (c *Connector) logEvent(ev token.Event) {
 
 // warnConfig logs, once per Connector, what in the configuration may leak
 // the token: PQGO_DEBUG=1 (pq prints each connection's configuration,
-// password = token included, to stderr) and a user-written sslmode that does
-// not verify the server's name.
-func (c *Connector) warnConfig(cfg *pq.Config, serviceConnector bool, getenv func(string) string) {
+// password = token included, to stderr) and tlsWarning, the TLS policy's
+// warning (weakTLSWarning) for an sslmode kept as written that does not
+// verify the server's name.
+func (c *Connector) warnConfig(cfg *pq.Config, tlsWarning string, getenv func(string) string) {
 	ctx := context.Background()
 	if getenv("PQGO_DEBUG") == "1" {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: PQGO_DEBUG=1 makes lib/pq print every connection's configuration to stderr, access token included (it is the password); unset it outside a debugging session")
 	}
-	if !serviceConnector {
-		if w := weakTLSWarning(cfg); w != "" {
-			c.logger.LogAttrs(ctx, slog.LevelWarn, w, slog.String("host", cfg.Host))
-		}
+	if tlsWarning != "" {
+		c.logger.LogAttrs(ctx, slog.LevelWarn, tlsWarning, slog.String("host", cfg.Host))
 	}
 }
 

@@ -53,7 +53,8 @@
 //	azure_scope                    token scope: one of the token.Scope* database scopes (default: from the host name)
 //	azure_refresh_margin           refresh this long before expiry, in the background (default 5m; short
 //	                               tokens at half-life; 0s refreshes only at the last moment, callers wait)
-//	azure_allow_insecure_tls       true allows sslmode disable/allow/prefer to a non-local host
+//	azure_allow_insecure_tls       true allows sslmode disable/allow/prefer and pqgo-* to a non-local host,
+//	                               and keeps require/verify-ca to an Azure host as written (see TLS)
 //
 // Secrets are never DSN keys: a client secret comes from AZURE_CLIENT_SECRET
 // (or AZURE_POSTGRESQL_CLIENTSECRET), a certificate password from
@@ -103,15 +104,20 @@
 // # TLS
 //
 // Without an sslmode, pgentra uses verify-full (pq alone would use require,
-// which does not check the certificate). sslmode disable, allow and prefer are
-// refused unless every host is local — exactly "localhost", a loopback
-// address or a Unix socket; db.localhost is remote, as Go resolves it like
+// which does not check the certificate). sslmode disable, allow and prefer,
+// and pqgo-<key> (a tls.Config registered with pq.RegisterTLSConfig, which
+// pgentra cannot inspect), are refused unless every host is local — a
+// loopback address, a Unix socket, or "localhost" when it resolves to
+// loopback addresses only; db.localhost is remote, as Go resolves it like
 // any name — or azure_allow_insecure_tls=true: the token must not travel in
-// clear. A DSN's require or verify-ca is kept, but to a host that is not
-// local it logs one warning (with WithLogger). In Service Connector's
-// AZURE_POSTGRESQL_CONNECTIONSTRING, which always says sslmode=require,
-// require and verify-ca become verify-full: Azure's certificates chain to
-// public roots.
+// clear. To a host in Azure's database domains (*.postgres.database.azure.com,
+// *.postgres.database.chinacloudapi.cn, *.postgres.database.usgovcloudapi.net,
+// *.postgres.cosmos.azure.com), require and verify-ca are verified as
+// verify-full, unless azure_allow_insecure_tls=true: Azure's certificates
+// chain to public roots and name the server. Elsewhere they are kept, but to
+// a host that is not local they log one warning (with WithLogger). In
+// Service Connector's AZURE_POSTGRESQL_CONNECTIONSTRING, which always says
+// sslmode=require, require and verify-ca become verify-full.
 //
 // # Debugging pq
 //

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -60,6 +61,10 @@ type hintInput struct {
 	Scope string // the scope the token was requested for
 	Token string // the access token sent (only its claims are read; never quoted)
 	Port  uint16 // the server port dialed (the first host's)
+	Host  string // the server's name (the first host's)
+	// TLS is set when pgentra verified the connection as verify-full
+	// although its string asked for less.
+	TLS tlsUpgrade
 }
 
 // Fixed parts of Azure's login refusals (azure-facts.md). Matching uses only these,
@@ -91,7 +96,7 @@ const azureRoots = "DigiCert Global Root G2, DigiCert Global Root CA and Microso
 func loginHint(err error, in hintInput) string {
 	var pe *pq.Error
 	if !errors.As(err, &pe) {
-		return transportHint(err)
+		return transportHint(err, in)
 	}
 	msg := pe.Message
 	claims, _ := token.ParseClaims(in.Token) // zero Claims when unreadable
@@ -104,13 +109,7 @@ func loginHint(err error, in hintInput) string {
 	case hasPrefixFold(msg, azExpired):
 		return "the server saw an expired token: check this machine's clock (NTP) — pgentra fetches a refreshed token by itself before expiry and retries a refused cached token once with a new one, so an expired token that persists means the clocks disagree"
 	case hasPrefixFold(msg, azAudience):
-		h := fmt.Sprintf("the token was issued for another resource than this server's; this connection asked for scope %q", in.Scope)
-		if r := resourceIn(msg); r != "" && !strings.EqualFold(strings.TrimSuffix(in.Scope, "/.default"), r) {
-			h += fmt.Sprintf("; the server wants %q: set azure_scope=%s/.default (needed for a custom DNS name or another cloud's server)", r, r)
-		} else {
-			h += "; set azure_scope to the server's scope only for a non-standard host name or another cloud"
-		}
-		return h
+		return audienceHint(msg, in)
 	case hasPrefixFold(msg, azInvalidFormat):
 		return "the password the server got was not an Entra access token as issued: if pgentra made this connection, check the credential passed with WithCredential; a static password, a truncated or quoted token, or a program that opened the database with \"postgres\" (sql.Open, GORM without DriverName \"pgentra\") instead of \"pgentra\" send something else"
 	case hasPrefixFold(msg, azValidation):
@@ -155,21 +154,76 @@ func bouncerHint(in hintInput) string {
 	return fmt.Sprintf("%s could not take the access token as a password (%d bytes): upstream PgBouncer (1.25.1 and earlier) caps passwords at 2047 bytes, and older versions failed long user tokens with \"client sent partial pkt in startup phase\"; connect to port 5432 (PostgreSQL itself) or ask for a PgBouncer version that accepts tokens this size", where, len(in.Token))
 }
 
+// audienceHint explains Azure's wrong-audience refusal. It suggests as
+// azure_scope only one of the four database scopes (those the DSN accepts):
+// a server that asks for a token of another resource (Key Vault, Resource
+// Manager, Graph) is told it will not get one, and the scope for the host is
+// named instead.
+func audienceHint(msg string, in hintInput) string {
+	h := fmt.Sprintf("the token was issued for another resource than this server's; this connection asked for scope %q", in.Scope)
+	r := resourceIn(msg)
+	if r == "" {
+		return h + "; set azure_scope to the server's scope only for a non-standard host name or another cloud"
+	}
+	scope, ok := databaseScopeOf(r)
+	switch {
+	case !ok:
+		host := in.Host
+		if host == "" {
+			host = "(none)"
+		}
+		return h + fmt.Sprintf("; the server expects a token for %q, a resource pgentra will not request (azure_scope takes only the four database scopes: a token for anything else would be handed to whatever host the connection string names); "+
+			"the scope for host %s is %s: check that the host is an Azure Database for PostgreSQL server", r, host, token.ScopeForHost(in.Host))
+	case strings.EqualFold(scope, in.Scope):
+		return h + "; set azure_scope to the server's scope only for a non-standard host name or another cloud"
+	}
+	return h + fmt.Sprintf("; the server wants %q: set azure_scope=%s (needed for a custom DNS name or another cloud's server)", r, scope)
+}
+
+// databaseScopeOf returns the database scope (one azure_scope accepts) of
+// the resource a refusal names, and false when it is no database resource.
+func databaseScopeOf(resource string) (string, bool) {
+	want := strings.TrimRight(resource, "/") + "/.default"
+	for _, s := range dsnScopes {
+		if strings.EqualFold(s, want) {
+			return s, true
+		}
+	}
+	return "", false
+}
+
 // transportHint explains a failure before the server's answer: dial or TLS.
-func transportHint(err error) string {
+// When pgentra verified a connection its string asked to verify less
+// (in.TLS), a failed verification also says why it did and how to add
+// roots.
+func transportHint(err error, in hintInput) string {
+	h, verification := transportCause(err)
+	if verification && in.TLS.from != "" {
+		h += "; " + in.TLS.hint()
+	}
+	return h
+}
+
+// transportCause explains a dial or TLS failure, and reports whether the
+// server's certificate failed verification.
+func transportCause(err error) (hint string, verification bool) {
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
+	var ce x509.CertificateInvalidError
+	var ve *tls.CertificateVerificationError
 	var pe *fs.PathError
 	msg := err.Error()
 	switch {
 	case errors.As(err, &ua) || strings.Contains(msg, "certificate signed by unknown authority"):
-		return "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA"
+		return "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA", true
 	case errors.As(err, &he) || strings.Contains(msg, "certificate is valid for"):
-		return "the server's TLS certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name"
+		return "the server's TLS certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name", true
 	case errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist), strings.Contains(msg, "couldn't parse pem from sslrootcert"):
-		return "the sslrootcert file cannot be used: point sslrootcert at a PEM file holding " + azureRoots + ", or leave it out to use the system roots"
+		return "the sslrootcert file cannot be used: point sslrootcert at a PEM file holding " + azureRoots + ", or leave it out to use the system roots", false
+	case errors.As(err, &ce) || errors.As(err, &ve):
+		return "the server's TLS certificate failed verification (see the error): check its validity dates and this machine's clock", true
 	}
-	return "the server could not be reached or the TLS handshake failed; check host, port, sslmode and sslrootcert"
+	return "the server could not be reached or the TLS handshake failed; check host, port, sslmode and sslrootcert", false
 }
 
 // resourceIn returns the resource Azure's wrong-audience message names ("" when it

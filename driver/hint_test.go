@@ -175,3 +175,80 @@ func TestLoginHintTransport(t *testing.T) {
 		}
 	}
 }
+
+// TestAudienceHintSuggestsOnlyDatabaseScopes: the server's wrong-audience
+// refusal names a resource; the hint suggests it as azure_scope only when it
+// is one of the four database scopes. Any other resource (Key Vault,
+// Resource Manager, Graph, a look-alike) is named as one pgentra will not
+// request, with the scope for the host instead.
+func TestAudienceHintSuggestsOnlyDatabaseScopes(t *testing.T) {
+	const refusal = `The access token does not have a valid audience claim. Please acquire a new token for the resource "%s".`
+	const chinaScope = "https://ossrdbms-aad.database.chinacloudapi.cn/.default"
+	for _, tc := range []struct {
+		name, resource, host, scope string
+		want, notWant               []string
+	}{
+		{"China server, public token", "https://ossrdbms-aad.database.chinacloudapi.cn", "srv.example.com", publicScope,
+			[]string{"azure_scope=" + chinaScope}, nil},
+		{"Cosmos DB for PostgreSQL", "https://token.postgres.cosmos.azure.com", "c-x.example.com", publicScope,
+			[]string{"azure_scope=https://token.postgres.cosmos.azure.com/.default"}, nil},
+		{"US Gov, trailing slash", "https://ossrdbms-aad.database.usgovcloudapi.net/", "srv.example.com", publicScope,
+			[]string{"azure_scope=https://ossrdbms-aad.database.usgovcloudapi.net/.default"}, nil},
+		{"Key Vault", "https://vault.azure.net", "srv.postgres.database.azure.com", publicScope,
+			[]string{"will not request", `"https://vault.azure.net"`, "srv.postgres.database.azure.com", publicScope}, []string{"azure_scope=https://vault", "vault.azure.net/.default"}},
+		{"Resource Manager", "https://management.azure.com", "srv.postgres.database.chinacloudapi.cn", chinaScope,
+			[]string{"will not request", chinaScope}, []string{"azure_scope=https://management", "management.azure.com/.default"}},
+		{"Graph", "https://graph.microsoft.com", "db.example.com", publicScope,
+			[]string{"will not request", publicScope}, []string{"azure_scope=https://graph", "graph.microsoft.com/.default"}},
+		{"look-alike", "https://ossrdbms-aad.database.windows.net.evil.example", "db.example.com", publicScope,
+			[]string{"will not request"}, []string{"azure_scope=https://ossrdbms-aad.database.windows.net.evil"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := &pq.Error{Code: "28000", Message: fmt.Sprintf(refusal, tc.resource)}
+			got := loginHint(err, hintInput{User: "app", Scope: tc.scope, Host: tc.host, Token: fakeJWT(miDBClaims(), 1)})
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("hint %q does not mention %q", got, w)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(got, w) {
+					t.Errorf("hint %q mentions %q", got, w)
+				}
+			}
+			// Every azure_scope the hint suggests is one the DSN accepts.
+			for _, part := range strings.Split(got, "azure_scope=")[1:] {
+				s := strings.FieldsFunc(part, func(r rune) bool { return r == ' ' || r == ';' || r == ')' || r == ',' })[0]
+				if _, err := parseSettings(map[string]string{keyScope: s}); err != nil {
+					t.Errorf("hint %q suggests azure_scope=%s, which the DSN refuses: %v", got, s, err)
+				}
+			}
+		})
+	}
+}
+
+// TestTransportHintAfterAzureUpgrade: when pgentra verified a connection the
+// DSN asked for with sslmode=require (a host in Azure's database domains),
+// a failed verification says why it verified and how to add roots.
+func TestTransportHintAfterAzureUpgrade(t *testing.T) {
+	up := tlsUpgrade{from: pq.SSLModeRequire, why: whyAzureDomain}
+	for _, err := range []error{
+		fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}),
+		errors.New("x509: certificate is valid for other.example.com, not srv.postgres.database.azure.com"),
+	} {
+		got := loginHint(err, hintInput{User: "app", Host: "srv.postgres.database.azure.com", TLS: up})
+		for _, w := range []string{"sslmode=require", "verify-full", "Azure's database domains", "public roots", "sslrootcert=", "sslrootcert=system", "azure_allow_insecure_tls=true"} {
+			if !strings.Contains(got, w) {
+				t.Errorf("%v: hint %q does not mention %q", err, got, w)
+			}
+		}
+		// Without the upgrade, nothing about it.
+		if got := loginHint(err, hintInput{User: "app", Host: "srv.postgres.database.azure.com"}); strings.Contains(got, "sslmode=require") {
+			t.Errorf("%v: hint %q talks of an upgrade that did not happen", err, got)
+		}
+	}
+	// A dial failure is not about verification.
+	if got := loginHint(errors.New("dial tcp: connection refused"), hintInput{User: "app", TLS: up}); strings.Contains(got, "sslmode=require") {
+		t.Errorf("connection refused: hint %q talks of the upgrade", got)
+	}
+}

@@ -325,9 +325,10 @@ func TestWeakTLSWarningAndServiceConnectorUpgrade(t *testing.T) {
 		mode      pq.SSLMode
 		warn      bool
 	}{
-		{"user require to Azure", "host=srv.postgres.database.azure.com user=u sslmode=require", nil, pq.SSLModeRequire, true},
-		{"user verify-ca to Azure", "host=srv.postgres.database.azure.com user=u sslmode=verify-ca", nil, pq.SSLModeVerifyCA, true},
-		{"user require to a second, remote host", "host=localhost,srv.postgres.database.azure.com user=u sslmode=require", nil, pq.SSLModeRequire, true},
+		{"user require to a custom name", "host=db.example.com user=u sslmode=require", nil, pq.SSLModeRequire, true},
+		{"user verify-ca to a custom name", "host=db.example.com user=u sslmode=verify-ca", nil, pq.SSLModeVerifyCA, true},
+		{"user require to a second, remote host", "host=localhost,db.example.com user=u sslmode=require", nil, pq.SSLModeRequire, true},
+		{"user require to Azure: verified", "host=srv.postgres.database.azure.com user=u sslmode=require", nil, pq.SSLModeVerifyFull, false},
 		{"user require to localhost", "host=localhost user=u sslmode=require", nil, pq.SSLModeRequire, false},
 		{"user verify-full", "host=srv.postgres.database.azure.com user=u sslmode=verify-full", nil, pq.SSLModeVerifyFull, false},
 		{"default", "host=srv.postgres.database.azure.com user=u", nil, pq.SSLModeVerifyFull, false},
@@ -367,8 +368,8 @@ func TestBaseConfigIsPQsParse(t *testing.T) {
 			"host=srv.postgres.database.azure.com user=u dbname=d application_name='a\u00a0b' work_mem=64kB"},
 		{"postgres://u@[::1%25lo]:5433/d%20b?sslmode=disable&AZURE_SCOPE=https%3A%2F%2Ftoken.postgres.cosmos.azure.com%2F.default&options=-c%20a%3Db",
 			"postgres://u@[::1%25lo]:5433/d%20b?sslmode=disable&options=-c%20a%3Db"},
-		{"host=a.postgres.database.azure.com,b.postgres.database.azure.com port=1,2 user=u sslmode=require target_session_attrs=read-write azure_refresh_margin=1m",
-			"host=a.postgres.database.azure.com,b.postgres.database.azure.com port=1,2 user=u sslmode=require target_session_attrs=read-write"},
+		{"host=a.example.com,b.example.com port=1,2 user=u sslmode=require target_session_attrs=read-write azure_refresh_margin=1m",
+			"host=a.example.com,b.example.com port=1,2 user=u sslmode=require target_session_attrs=read-write"},
 	}
 	for _, tt := range tests {
 		c, err := NewConnector(tt.in, withGetenv(env(nil)))
@@ -393,7 +394,8 @@ func TestBaseConfigIsPQsParse(t *testing.T) {
 // that NewConnector accepts, the config it hands pq is pq's own parse of the
 // string with the azure_* keys taken out — except the password (the token,
 // blank until Connect) and sslmode (verify-full when none was given, or
-// refused). Its seeds run with every go test.
+// when require or verify-ca was verified as verify-full; or refused). Its
+// seeds run with every go test.
 func FuzzConnectorConfig(f *testing.F) {
 	for _, s := range []string{
 		"host=127.0.0.1 user=u sslmode=disable application_name='x\u00a0host=evil.example.invalid' azure_scope=https://token.postgres.cosmos.azure.com/.default",
@@ -402,6 +404,7 @@ func FuzzConnectorConfig(f *testing.F) {
 		"postgres://u@[::1%25lo]:5433/d%20b?sslmode=disable&azure_client_id=c&options=-c%20a%3Db",
 		"postgres://h.postgres.database.azure.com/db?user=&sslmode=",
 		"host=localhost hostaddr=127.0.0.1 sslmode=prefer service=",
+		"host=h.postgres.database.azure.com sslmode=require",
 	} {
 		f.Add(s)
 	}
@@ -423,7 +426,7 @@ func FuzzConnectorConfig(f *testing.F) {
 				delete(want.Runtime, k)
 			}
 		}
-		if want.SSLMode == "" {
+		if want.SSLMode == "" || c.tls.from != "" && c.tls.from == want.SSLMode {
 			want.SSLMode = pq.SSLModeVerifyFull
 		}
 		want.Password = ""

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/pgentra/pgentra/internal/dsn"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -57,7 +59,22 @@ func nameInToken(tok azcore.AccessToken) (token.Claims, string, error) {
 	if err != nil {
 		return claims, "", fmt.Errorf("%w: the DSN names no user and the access token can't be read to find one (%w); set user to the role created with pgaadauth_create_principal", ErrNoUser, err)
 	}
-	return claims, claims.PrincipalName(), nil
+	name := claims.PrincipalName()
+	if err := checkDerivedName(name, claims); err != nil {
+		return claims, "", err
+	}
+	return claims, name, nil
+}
+
+// checkDerivedName checks a role name read from a token like the DSN's user:
+// pq writes it as a C string in the startup message, so a NUL byte would end
+// it there and start other parameters (dsn.ErrNULByte).
+func checkDerivedName(name string, c token.Claims) error {
+	if strings.IndexByte(name, 0) < 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the DSN names no user and the role name read from the access token (%q, oid=%s) holds a NUL byte; set user to the role created with pgaadauth_create_principal: %w",
+		ErrNoUser, name, orNone(c.ObjectID), dsn.ErrNULByte)
 }
 
 func noPrincipalError(c token.Claims) error {
@@ -74,13 +91,16 @@ func managementName(ctx context.Context, cred azcore.TokenCredential, credKind, 
 	if err != nil {
 		by := "the credential"
 		if credKind != "" {
-			by = "the " + credKind + " credential"
+			by = "the " + credentialName(cred, credKind)
 		}
 		return "", false, fmt.Errorf("%w: the DSN names no user and the access token does not name its principal (%s); asking %s for a management-scope token (%s) to find the name failed: %w",
 			ErrNoUser, describe(claims), by, mgmtScope, err)
 	}
 	if mc, err := token.ParseClaims(mt.Token); err == nil {
 		if name := mc.PrincipalName(); name != "" {
+			if err := checkDerivedName(name, claims); err != nil {
+				return "", true, err // final: the identity's name will not change
+			}
 			return name, true, nil
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/pgentra/pgentra/internal/dsn"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -262,5 +263,55 @@ func TestUserLookupWithSharedCache(t *testing.T) {
 	}
 	if n := cred.mgmtCalls.Load(); n != 1 {
 		t.Errorf("management-scope requests = %d, want 1", n)
+	}
+}
+
+// TestDerivedUserWithNULRefused: a role name derived from the token's claims
+// is checked like the DSN's user: pq writes it as a C string, so a NUL byte
+// would end the name there and start other startup parameters. Refused
+// before any login, with a clear error — from the database token's own
+// claims and from the management-scope token alike.
+func TestDerivedUserWithNULRefused(t *testing.T) {
+	user := userClaims()
+	user["upn"] = "carol\x00database\x00postgres@contoso.com"
+	user["unique_name"] = user["upn"]
+	for _, tc := range []struct {
+		name string
+		cred *fakeCredential
+	}{
+		{"upn", &fakeCredential{claims: user}},
+		{"xms_mirid via management scope", &fakeCredential{claims: miDBClaims(), mgmt: miMgmtClaims(uamiID + "\x00x")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := lookupConnector(t, tc.cred)
+			_, err := c.Connect(context.Background())
+			if !errors.Is(err, ErrNoUser) || !errors.Is(err, dsn.ErrNULByte) {
+				t.Fatalf("err = %v; want ErrNoUser and dsn.ErrNULByte", err)
+			}
+			for _, must := range []string{"NUL", "set user"} {
+				if !strings.Contains(err.Error(), must) {
+					t.Errorf("error %q does not mention %q", err, must)
+				}
+			}
+			if strings.ContainsRune(err.Error(), 0) || strings.Contains(err.Error(), secretMarker) {
+				t.Errorf("error %q holds a raw NUL or the token", err)
+			}
+			if u := c.user.Load(); u != nil {
+				t.Errorf("the Connector kept the name %q", *u)
+			}
+		})
+	}
+}
+
+// TestUserLookupErrorNamesTheCredentialOnce: the failed lookup's error names
+// a WithCredential credential as such, not "custom credential credential".
+func TestUserLookupErrorNamesTheCredentialOnce(t *testing.T) {
+	c := lookupConnector(t, &fakeCredential{claims: miDBClaims(), mgmt: miMgmtClaims(uamiID), mgmtErr: errCredential})
+	_, err := c.Connect(context.Background())
+	if !errors.Is(err, errCredential) {
+		t.Fatalf("err = %v", err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "credential credential") || !strings.Contains(msg, "asking the custom credential (given with WithCredential) for") {
+		t.Errorf("error %q does not name the credential once, as given with WithCredential", msg)
 	}
 }

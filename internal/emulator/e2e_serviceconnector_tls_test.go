@@ -60,8 +60,11 @@ func TestE2EServiceConnectorRequireIsUpgraded(t *testing.T) {
 	if n := len(env.Front.Passwords()); n != passwords {
 		t.Fatalf("the front received %d passwords over a connection nobody verified", n-passwords)
 	}
-	if strings.Contains(logs.String(), "sslmode=require") {
+	if strings.Contains(logs.String(), "sslmode=require does not check") {
 		t.Errorf("the upgraded Service Connector string should not warn about sslmode:\n%s", logs.String())
+	}
+	if !strings.Contains(err.Error(), "Service Connector") || !strings.Contains(err.Error(), "sslrootcert=") {
+		t.Errorf("the refusal does not say why pgentra verified and how to add roots: %v", err)
 	}
 
 	// The same string as a DSN the user wrote: sslmode=require is kept and
