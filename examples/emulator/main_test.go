@@ -397,38 +397,3 @@ func processesUsing(dir string) []string {
 	}
 	return pids
 }
-
-// TestCloseExistingDir: in a -dir that existed, Close removes only the
-// files the command wrote (and bin/ when it created it), not the dir or
-// what was there before.
-func TestCloseExistingDir(t *testing.T) {
-	dir := t.TempDir()
-	mine := filepath.Join(dir, "notes.txt")
-	if err := os.WriteFile(mine, []byte("keep"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	inst := &instance{}
-	if err := inst.makeDir(dir); err != nil || inst.removeDir {
-		t.Fatalf("makeDir: %v, removeDir %v", err, inst.removeDir)
-	}
-	if err := os.Mkdir(filepath.Join(dir, binDir), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	inst.files = append(inst.files, filepath.Join(dir, binDir))
-	for _, name := range []string{envFile, identitiesFile, filepath.Join(binDir, "az")} {
-		if err := inst.write(name, []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := inst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	left, _ := os.ReadDir(dir)
-	if len(left) != 1 || left[0].Name() != "notes.txt" {
-		var names []string
-		for _, e := range left {
-			names = append(names, e.Name())
-		}
-		t.Errorf("left in -dir: %v, want only notes.txt", names)
-	}
-}

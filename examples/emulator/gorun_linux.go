@@ -1,0 +1,34 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// stopWithGoRun asks the kernel for SIGTERM when this process's parent
+// dies, if that parent is `go run`: go run forwards no signal to the
+// program it runs, so `kill $!` of go run would leave the emulator and its
+// PostgreSQL running. A built binary keeps a life of its own (nohup, a
+// supervisor). The signal takes the same path as a SIGTERM sent by hand.
+func stopWithGoRun() error {
+	ppid := os.Getppid()
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(ppid) + "/comm")
+	if err != nil || strings.TrimSpace(string(comm)) != "go" {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0); err != nil {
+		return fmt.Errorf("asking to stop with go run (prctl PR_SET_PDEATHSIG): %w", err)
+	}
+	// go run may have died before the prctl, which then never fires.
+	if os.Getppid() != ppid {
+		return syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	}
+	return nil
+}
