@@ -292,3 +292,47 @@ func TestCloseCreatedDirKeepsForeignFiles(t *testing.T) {
 		t.Errorf("env.sh left behind: %v", err)
 	}
 }
+
+// TestReplaceRotates: a file the command created is replaced (the projected
+// token's rotation) and still removed at exit; one the user swapped in is
+// neither replaced nor removed.
+func TestReplaceRotates(t *testing.T) {
+	dir := t.TempDir()
+	inst := &instance{}
+	if err := inst.makeDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	const rel, tmp = "workload-api.token", ".workload-api.token.new"
+	if err := inst.write(rel, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.replace(rel, tmp, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, rel)
+	if b, _ := os.ReadFile(path); string(b) != "two" {
+		t.Errorf("after rotation: %q, want two", b)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, tmp)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temp file left: %v", err)
+	}
+	// The user puts their own file there: no more rotation, and it stays.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("the user's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.replace(rel, tmp, []byte("three"), 0o600); err == nil {
+		t.Error("rotating over the user's file: no error")
+	}
+	if err := inst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "the user's" {
+		t.Errorf("the user's file now %q", b)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, binDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("bin/ left: %v", err)
+	}
+}

@@ -131,7 +131,7 @@ func TestEmulatorCommand(t *testing.T) {
 	}
 
 	dir := filepath.Join(t.TempDir(), "emu") // created and removed by the command
-	cmd := exec.Command(filepath.Join(bin, "emulator"), "-dir", dir, "-identity", "id-orders", "-identity", "id-reports", "-token-lifetime", "7m", "-v")
+	cmd := exec.Command(filepath.Join(bin, "emulator"), "-dir", dir, "-identity", "id-orders", "-identity", "id-reports", "-workload", "api", "-token-lifetime", "7m", "-v")
 	cmd.Env = cleanEnv()
 	var stderr extest.SyncBuffer
 	cmd.Stderr = &stderr
@@ -195,6 +195,7 @@ func TestEmulatorCommand(t *testing.T) {
 	}
 	for _, k := range []string{"PGHOST='localhost'", "PGPORT=", "PGDATABASE='postgres'", "PGSSLMODE='verify-full'", "PGSSLROOTCERT=",
 		"IDENTITY_ENDPOINT='http://127.0.0.1:", "IDENTITY_HEADER=", "PGENTRA_EMULATOR_ADMIN='admin@contoso.example'", "PGENTRA_EMULATOR_IMDS='http://127.0.0.1:",
+		"PGENTRA_EMULATOR_DIR='" + dir + "'",
 		"PATH='" + filepath.Join(dir, "bin") + "':\"$PATH\""} {
 		if !strings.Contains(string(content), "\nexport "+k) {
 			t.Errorf("env.sh lacks export %s:\n%s", k, content)
@@ -222,14 +223,15 @@ func TestEmulatorCommand(t *testing.T) {
 		"app":                   {"SystemAssignedIdentity", true},
 		"id-orders":             {"UserAssignedIdentity", false},
 		"id-reports":            {"UserAssignedIdentity", false},
+		"api":                   {"ServicePrincipal", false},
 	} {
 		p, ok := byName[name]
-		if !ok || p.Kind != want.kind || p.HasRole != want.role || p.ObjectID == "" || (want.kind != "User" && (p.ClientID == "" || p.ResourceID == "")) {
+		if !ok || p.Kind != want.kind || p.HasRole != want.role || p.ObjectID == "" || (want.kind != "User" && p.ClientID == "") || (strings.HasSuffix(want.kind, "Identity") && p.ResourceID == "") {
 			t.Errorf("identities.json %q: %+v (found %v), want kind %s role %v", name, p, ok, want.kind, want.role)
 		}
 	}
-	if len(ids) != 4 {
-		t.Errorf("identities.json lists %d principals, want 4", len(ids))
+	if len(ids) != 5 {
+		t.Errorf("identities.json lists %d principals, want 5", len(ids))
 	}
 
 	// sh runs script in bash after sourcing env.sh, with extra variables.
@@ -259,6 +261,26 @@ func TestEmulatorCommand(t *testing.T) {
 	if err != nil || out != "id-orders" {
 		t.Fatalf("psql as id-orders: %v, stdout %q\n%s", err, out, errOut)
 	}
+	// 3b. One line gives any identity's token: `emulator token NAME`, the
+	// dir found through env.sh's PGENTRA_EMULATOR_DIR.
+	out, errOut, err = sh(`PGUSER=id-orders PGPASSWORD=$("$BIN/emulator" token id-orders) psql -XAtc "select current_user"`, "BIN="+bin)
+	if err != nil || out != "id-orders" {
+		t.Errorf("psql with emulator token id-orders: %v, stdout %q\n%s", err, out, errOut)
+	}
+	out, errOut, err = sh(`PGUSER=$PGENTRA_EMULATOR_ADMIN PGPASSWORD=$("$BIN/emulator" token -dir "$PGENTRA_EMULATOR_DIR" "$PGENTRA_EMULATOR_ADMIN") psql -XAtc "select current_user"`, "BIN="+bin)
+	if err != nil || out != "admin@contoso.example" {
+		t.Errorf("psql with emulator token -dir DIR ADMIN: %v, stdout %q\n%s", err, out, errOut)
+	}
+	// id-orders' token is id-orders' only.
+	_, errOut, err = sh(`PGUSER=app PGPASSWORD=$("$BIN/emulator" token id-orders) psql -XAtc "select 1"`, "BIN="+bin)
+	if err == nil || !strings.Contains(errOut, `password authentication failed for user "app"`) {
+		t.Errorf("app's role with id-orders' token: %v, stderr %q; want refused", err, errOut)
+	}
+	out, errOut, err = sh(`"$BIN/emulator" token nosuch`, "BIN="+bin)
+	if err == nil || out != "" || !strings.Contains(errOut, `no identity named "nosuch"`) || !strings.Contains(errOut, "id-orders") {
+		t.Errorf("emulator token nosuch: %v, stdout %q, stderr %q; want refused, naming the identities", err, out, errOut)
+	}
+
 	// 4. The identity's token does not open the admin's role.
 	out, errOut, err = sh(`PGUSER=$PGENTRA_EMULATOR_ADMIN psql -XAtc "select current_user"`, "PGPASSWORD="+tok)
 	if err == nil || !strings.Contains(errOut, `password authentication failed for user "admin@contoso.example"`) {
@@ -296,6 +318,35 @@ func TestEmulatorCommand(t *testing.T) {
 		PGPASSWORD=$(azd auth token --output json --scope https://ossrdbms-aad.database.windows.net/.default | sed -n 's/.*"token": "\(.*\)".*/\1/p') psql -XAtc "select 2"`)
 	if err != nil || out != "1\n2" {
 		t.Errorf("az --scope / azd: %v, stdout %q\n%s", err, out, errOut)
+	}
+
+	// The workload identity, as on AKS: the administrator creates the
+	// app's role; then, with only the webhook's variables (and env.sh's PG*),
+	// a real WorkloadIdentityCredential gets a token from the emulator's
+	// authority and pgentra logs in with azure_credential=workload_identity.
+	out, errOut, err = sh(`export PGUSER=$PGENTRA_EMULATOR_ADMIN ` + adminToken + `
+		psql -XAtc "select * from pgaadauth_create_principal('api', false, false)"`)
+	if err != nil || out != `Created role for "api"` {
+		t.Fatalf("create principal api: %v, stdout %q\n%s", err, out, errOut)
+	}
+	wlEnv, err := os.ReadFile(filepath.Join(dir, "workload-api.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"AZURE_CLIENT_ID='" + byName["api"].ClientID + "'", "AZURE_TENANT_ID=", "AZURE_FEDERATED_TOKEN_FILE='" + filepath.Join(dir, "workload-api.token") + "'",
+		"AZURE_AUTHORITY_HOST='https://127.0.0.1:", "SSL_CERT_FILE='" + filepath.Join(dir, "authority-ca.pem") + "'"} {
+		if !strings.Contains(string(wlEnv), "\nexport "+k) {
+			t.Errorf("workload-api.env lacks export %s:\n%s", k, wlEnv)
+		}
+	}
+	out, errOut, err = sh(`source "$DIR/workload-api.env"; PGUSER=api "$TESTBIN" -test.run=NONE`, "DIR="+dir, "TESTBIN="+os.Args[0], childVar+"=workload")
+	if err != nil || !strings.Contains(out, "credential: token for appid "+byName["api"].ClientID) || !strings.Contains(out, "pgentra: current_user api") {
+		t.Errorf("workload identity: %v, stdout %q\n%s", err, out, errOut)
+	}
+	// SSL_CERT_FILE is what makes the authority trusted.
+	out, errOut, err = sh(`source "$DIR/workload-api.env"; unset SSL_CERT_FILE; PGUSER=api "$TESTBIN" -test.run=NONE`, "DIR="+dir, "TESTBIN="+os.Args[0], childVar+"=workload")
+	if err == nil || !strings.Contains(errOut, "certificate signed by unknown authority") {
+		t.Errorf("workload identity without SSL_CERT_FILE: %v, stdout %q, stderr %q; want a certificate error", err, out, errOut)
 	}
 
 	// -token-lifetime reaches az (minted at the call) and IMDS.
