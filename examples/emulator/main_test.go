@@ -47,6 +47,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-token-lifetime", "2s"}, "want at least 10s"},
 		{[]string{"-app", ""}, "-app: want the App Service app's name"},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
+		{[]string{"-workload", "Web_API"}, `-workload "Web_API": want a Kubernetes service-account name`},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -83,6 +84,27 @@ func TestCLIClientEmulatorGone(t *testing.T) {
 	code := cliClient([]string{"http://127.0.0.1:1", filepath.Join(t.TempDir(), "nosuch"), "az", "account", "show"}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "emulator that wrote this az is gone") {
 		t.Errorf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestTokenCommandErrors: `emulator token` without a dir, without a name,
+// or for a dir where no emulator runs says what to do.
+func TestTokenCommandErrors(t *testing.T) {
+	t.Setenv(dirVar, "")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"id-orders"}, 2, "no -dir and PGENTRA_EMULATOR_DIR is not set: source the emulator's env.sh"},
+		{[]string{"-dir", t.TempDir()}, 2, "want one identity name"},
+		{[]string{"-dir", t.TempDir(), "id-orders"}, 1, "no pgentra emulator runs with -dir"},
+	} {
+		var out, errOut bytes.Buffer
+		code := tokenCommand(tc.args, &out, &errOut)
+		if code != tc.code || out.Len() != 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("token %q: exit %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out.String(), errOut.String(), tc.code, tc.want)
+		}
 	}
 }
 
