@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,8 +20,12 @@ import (
 // supervisor). The signal takes the same path as a SIGTERM sent by hand.
 func stopWithGoRun() error {
 	ppid := os.Getppid()
-	comm, err := os.ReadFile("/proc/" + strconv.Itoa(ppid) + "/comm")
-	if err != nil || strings.TrimSpace(string(comm)) != "go" {
+	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(ppid) + "/comm")
+	// go run's parent is the go command (possibly renamed, go1.26…), and
+	// the program it runs lives in its temp build dir, …/go-build…/…/exe/.
+	exe, _ := os.Executable()
+	built := strings.Contains(exe, "/go-build") && filepath.Base(filepath.Dir(exe)) == "exe"
+	if name := strings.TrimSpace(string(comm)); name != "go" && !(built && strings.HasPrefix(name, "go")) {
 		return nil
 	}
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0); err != nil {
