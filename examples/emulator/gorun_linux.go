@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // stopWithGoRun asks the kernel for SIGTERM when this process's parent
@@ -28,8 +26,8 @@ func stopWithGoRun() error {
 	if name := strings.TrimSpace(string(comm)); name != "go" && !(built && strings.HasPrefix(name, "go")) {
 		return nil
 	}
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0); err != nil {
-		return fmt.Errorf("asking to stop with go run (prctl PR_SET_PDEATHSIG): %w", err)
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0); errno != 0 {
+		return fmt.Errorf("asking to stop with go run (prctl PR_SET_PDEATHSIG): %w", errno)
 	}
 	// go run may have died before the prctl, which then never fires.
 	if os.Getppid() != ppid {
