@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pgentra/pgentra/examples/internal/exenv"
 	"github.com/pgentra/pgentra/internal/emulator"
@@ -34,10 +35,16 @@ type instance struct {
 	env        *emulator.Env
 	cli        *cliServer
 	dir        string
-	removeDir  bool     // dir was created by us: remove it whole
-	files      []string // files written into a dir we did not create
+	root       *os.Root    // dir, opened once: every file is made through it
+	ownDir     os.FileInfo // dir as created, when the command created it
+	mu         sync.Mutex  // guards made
+	made       []madeFile  // what the command created, oldest first
+	warn       io.Writer   // notes at exit, rotation failures
 	envLines   string
 	principals []principalInfo
+	workloads  []entra.Principal
+	rotateStop chan struct{} // closes to stop the projected-token rotation
+	rotateDone chan struct{}
 }
 
 // Files the command writes into its dir.
@@ -46,18 +53,41 @@ const (
 	identitiesFile = "identities.json"
 	caFile         = "ca.pem"
 	binDir         = "bin"
+	// authorityCAFile is the certificate of the Entra authority (TLS), for
+	// SSL_CERT_FILE in a workload's env file.
+	authorityCAFile = "authority-ca.pem"
 )
+
+// dirVar names the command's dir in env.sh, for `emulator token`.
+const dirVar = "PGENTRA_EMULATOR_DIR"
+
+// fileNames are the names the command creates under its dir (bin/ aside).
+func fileNames(cfg config) []string {
+	names := []string{caFile, identitiesFile, envFile,
+		filepath.Join(binDir, cliSecretFile), filepath.Join(binDir, cliEndpointFile),
+		filepath.Join(binDir, "az"), filepath.Join(binDir, "azd")}
+	if len(cfg.workloads) > 0 {
+		names = append(names, authorityCAFile)
+	}
+	for _, w := range cfg.workloads {
+		names = append(names, workloadEnvFile(w), workloadTokenFile(w), workloadTokenTemp(w))
+	}
+	return names
+}
 
 // setUp starts the emulator and its principals and writes the files. On
 // error everything started so far is stopped.
 func setUp(ctx context.Context, cfg config, start startFunc, stderr io.Writer) (_ *instance, err error) {
-	inst := &instance{}
+	inst := &instance{warn: stderr}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, inst.Close())
 		}
 	}()
 	if err = inst.makeDir(cfg.dir); err != nil {
+		return nil, err
+	}
+	if err = inst.refuseExisting(fileNames(cfg)); err != nil {
 		return nil, err
 	}
 	opts := emulator.Options{
@@ -110,56 +140,30 @@ func setUp(ctx context.Context, cfg config, start startFunc, stderr io.Writer) (
 		}
 	}
 
+	for _, name := range cfg.workloads {
+		// An app registration whose federated credential trusts the
+		// service account system:serviceaccount:default:<name>; no role yet.
+		p, err := env.Tenant.AddServicePrincipal(name)
+		if err != nil {
+			return nil, fmt.Errorf("-workload %q: %w", name, err)
+		}
+		if err := env.Register(ctx, p); err != nil {
+			return nil, fmt.Errorf("-workload %q: %w", name, err)
+		}
+		inst.workloads = append(inst.workloads, p)
+	}
+
 	if inst.cli, err = startCLIServer(env.Tenant, admin); err != nil {
 		return nil, err
 	}
 	if err = inst.writeFiles(ctx); err != nil {
 		return nil, err
 	}
+	if len(inst.workloads) > 0 {
+		inst.rotateStop, inst.rotateDone = make(chan struct{}), make(chan struct{})
+		go inst.rotate(workloadRotation)
+	}
 	return inst, nil
-}
-
-// makeDir creates (or adopts) the directory the files go to.
-func (inst *instance) makeDir(dir string) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "pgentra-emulator-")
-		if err != nil {
-			return fmt.Errorf("creating a temp dir: %w", err)
-		}
-		inst.dir, inst.removeDir = d, true
-		return nil
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return fmt.Errorf("-dir %q: %w", dir, err)
-	}
-	inst.dir = abs
-	switch fi, err := os.Stat(abs); {
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(abs, 0o755); err != nil {
-			return fmt.Errorf("-dir %q: %w", dir, err)
-		}
-		inst.removeDir = true
-	case err != nil:
-		return fmt.Errorf("-dir %q: %w", dir, err)
-	case !fi.IsDir():
-		return fmt.Errorf("-dir %q: not a directory", dir)
-	}
-	return nil
-}
-
-// write writes one of the command's files (relative to the dir).
-func (inst *instance) write(name string, data []byte, perm os.FileMode) error {
-	path := filepath.Join(inst.dir, name)
-	if err := os.WriteFile(path, data, perm); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	// WriteFile keeps an existing file's mode.
-	if err := os.Chmod(path, perm); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	inst.files = append(inst.files, path)
-	return nil
 }
 
 // writeFiles writes the CA, bin/az, bin/azd, identities.json and env.sh
@@ -170,17 +174,14 @@ func (inst *instance) writeFiles(ctx context.Context) error {
 		return err
 	}
 	bin := filepath.Join(inst.dir, binDir)
-	switch err := os.Mkdir(bin, 0o700); {
-	case err == nil:
-		inst.files = append(inst.files, bin) // removed after its files
-	case !errors.Is(err, os.ErrExist):
-		return fmt.Errorf("creating %s: %w", bin, err)
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding this program for the az and azd scripts: %w", err)
 	}
 	if err := inst.write(filepath.Join(binDir, cliSecretFile), []byte(inst.cli.secret), 0o600); err != nil {
+		return err
+	}
+	if err := inst.write(filepath.Join(binDir, cliEndpointFile), []byte(inst.cli.url()+"\n"), 0o600); err != nil {
 		return err
 	}
 	for _, name := range []string{"az", "azd"} {
@@ -208,6 +209,10 @@ func (inst *instance) writeFiles(ctx context.Context) error {
 		return err
 	}
 
+	if err := inst.writeWorkloads(ctx); err != nil {
+		return err
+	}
+
 	appEnv := env.Identity.AppServiceEnv()
 	vars := []struct{ k, v string }{
 		{"PGHOST", emulator.Host},
@@ -219,6 +224,7 @@ func (inst *instance) writeFiles(ctx context.Context) error {
 		{"IDENTITY_HEADER", appEnv["IDENTITY_HEADER"]},
 		{"PGENTRA_EMULATOR_ADMIN", inst.cli.admin.UPN},
 		{"PGENTRA_EMULATOR_IMDS", env.Identity.URL()},
+		{dirVar, inst.dir},
 	}
 	var b strings.Builder
 	for _, kv := range vars {
@@ -229,25 +235,24 @@ func (inst *instance) writeFiles(ctx context.Context) error {
 	return inst.write(envFile, []byte("# pgentra emulator (pid "+strconv.Itoa(os.Getpid())+"): source this file\n"+inst.envLines), 0o644)
 }
 
-// Close stops the emulator and removes what the command wrote: the whole
-// dir when it created it, else its own files.
+// Close stops the emulator and removes what the command created: its
+// files, bin/ and the dir when it created them and they hold nothing else.
 func (inst *instance) Close() error {
 	var errs []error
+	if inst.rotateStop != nil {
+		close(inst.rotateStop)
+		<-inst.rotateDone
+		inst.rotateStop = nil
+	}
 	if inst.cli != nil {
 		errs = append(errs, inst.cli.Close())
+		inst.cli = nil
 	}
 	if inst.env != nil {
 		errs = append(errs, inst.env.Close())
+		inst.env = nil
 	}
-	if inst.removeDir {
-		errs = append(errs, os.RemoveAll(inst.dir))
-	} else {
-		for i := len(inst.files) - 1; i >= 0; i-- {
-			if err := os.Remove(inst.files[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-			}
-		}
-	}
+	errs = append(errs, inst.removeMade(inst.warn))
 	return errors.Join(errs...)
 }
 

@@ -6,6 +6,7 @@
 //	source /tmp/pgentra-emulator-…/env.sh      # the path it prints
 //	PGUSER=$PGENTRA_EMULATOR_ADMIN PGPASSWORD=$(az account get-access-token --resource-type oss-rdbms --query accessToken -o tsv) \
 //	  psql -c "select * from pgaadauth_create_principal('id-orders', false, false)"
+//	PGUSER=id-orders PGPASSWORD=$(go run ./emulator token id-orders) psql -c "select current_user"
 //
 // It starts a fake Entra tenant, the IMDS and App Service managed-identity
 // endpoints (on loopback), a TLS Entra authority, an Entra-checking
@@ -16,9 +17,17 @@
 //
 // Flags:
 //
-//	-dir DIR            where its files go (default: a new temp dir, removed at exit)
+//	-dir DIR            where its files go (default: a new temp dir, removed at exit);
+//	                    an existing DIR must be the user's and writable by no one
+//	                    else, and hold none of the names it writes
 //	-port N             the front's port on 127.0.0.1 (default: a free one)
 //	-identity NAME      a user-assigned managed identity with no role yet (repeatable)
+//	-workload NAME      an AKS workload identity with no role yet: an app registration
+//	                    federated with service account NAME, and what AKS gives its
+//	                    pod: DIR/workload-NAME.token (rotated) and DIR/workload-NAME.env
+//	                    (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE,
+//	                    AZURE_AUTHORITY_HOST, and SSL_CERT_FILE for the authority's
+//	                    certificate) (repeatable)
 //	-app NAME           the App Service app whose system-assigned identity
 //	                    IDENTITY_ENDPOINT serves; its role is created (default app)
 //	-admin UPN          the server's Entra administrator, signed in to az and azd
@@ -28,10 +37,15 @@
 //
 // When ready it writes DIR/env.sh (PGHOST, PGPORT, PGDATABASE, PGSSLMODE,
 // PGSSLROOTCERT, IDENTITY_ENDPOINT, IDENTITY_HEADER, PGENTRA_EMULATOR_ADMIN,
-// PGENTRA_EMULATOR_IMDS, and PATH with DIR/bin first, where az and azd are
-// signed in as the admin), prints the same lines on stdout followed by a line
-// "ready", and writes DIR/identities.json. It runs until SIGINT or SIGTERM,
-// then stops everything it started and exits 0.
+// PGENTRA_EMULATOR_IMDS, PGENTRA_EMULATOR_DIR, and PATH with DIR/bin first,
+// where az and azd are signed in as the admin), prints the same lines on
+// stdout followed by a line "ready", and writes DIR/identities.json. It runs
+// until SIGINT, SIGTERM or SIGHUP — under go run on Linux also until go
+// run's own process ends (go run forwards no signal) — then stops
+// everything it started, removes the files it created, and exits 0.
+//
+// `emulator token [-dir DIR] NAME` prints a database access token for any
+// identity of a running emulator (DIR defaults to $PGENTRA_EMULATOR_DIR).
 //
 // Everything listens on loopback only. The emulator's IMDS is NOT at
 // 169.254.169.254: use $PGENTRA_EMULATOR_IMDS as the base URL.
@@ -45,6 +59,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -54,12 +70,23 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == cliSubcommand {
-		os.Exit(cliClient(os.Args[2:], os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case cliSubcommand:
+			os.Exit(cliClient(os.Args[2:], os.Stdout, os.Stderr))
+		case "token":
+			os.Exit(tokenCommand(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, emulator.Start))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	if err := stopWithGoRun(); err != nil {
+		fmt.Fprintln(os.Stderr, "emulator:", err)
+		stop()
+		os.Exit(1)
+	}
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, emulator.Start)
+	stop()
+	os.Exit(code)
 }
 
 // config is the command line.
@@ -67,6 +94,7 @@ type config struct {
 	dir        string
 	port       int
 	identities []string
+	workloads  []string
 	app        string
 	admin      string
 	lifetime   time.Duration
@@ -86,12 +114,13 @@ func (l *listFlag) Set(v string) error {
 // parseFlags reads the command line; errors name the flag and what it accepts.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cfg := config{}
-	var ids listFlag
+	var ids, workloads listFlag
 	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.dir, "dir", "", "directory for env.sh, identities.json, the CA and bin/ (default: a new temp dir, removed at exit)")
 	fs.IntVar(&cfg.port, "port", 0, "port of the Entra-checking PostgreSQL front on 127.0.0.1 (default: a free port)")
 	fs.Var(&ids, "identity", "a user-assigned managed identity with no role yet (repeatable)")
+	fs.Var(&workloads, "workload", "an AKS workload identity with no role yet: an app registration and the files AKS gives its pod, DIR/workload-NAME.env and .token (repeatable)")
 	fs.StringVar(&cfg.app, "app", "app", "App Service app whose system-assigned identity IDENTITY_ENDPOINT serves; its role is created")
 	fs.StringVar(&cfg.admin, "admin", "admin@contoso.example", "UPN of the server's Entra administrator, signed in to az and azd")
 	fs.DurationVar(&cfg.lifetime, "token-lifetime", 0, "lifetime of every token, e.g. 5m (default: Azure's lifetimes)")
@@ -99,7 +128,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	cfg.identities = ids
+	cfg.identities, cfg.workloads = ids, workloads
+	for _, w := range workloads {
+		if len(w) > 253 || !serviceAccountRE.MatchString(w) {
+			return cfg, fmt.Errorf("-workload %q: want a Kubernetes service-account name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", w)
+		}
+	}
 	switch {
 	case fs.NArg() > 0:
 		return cfg, fmt.Errorf("unexpected arguments %q (every setting is a flag; see -h)", fs.Args())
@@ -114,6 +148,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	return cfg, nil
 }
+
+// serviceAccountRE is a Kubernetes service-account name (a DNS subdomain).
+var serviceAccountRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
 
 // startFunc starts the emulator (emulator.Start; tests substitute it).
 type startFunc func(context.Context, emulator.Options) (*emulator.Env, error)
@@ -148,6 +185,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, start sta
 	fmt.Fprintf(stderr, "emulator: up in %s; files in %s; stop with Ctrl-C (SIGINT) or SIGTERM\n", time.Since(began).Round(time.Millisecond), inst.dir)
 	for _, p := range inst.principals {
 		fmt.Fprintf(stderr, "emulator:   %-28s %-22s role=%-5v client_id=%s\n", p.Name, p.Kind, p.HasRole, p.ClientID)
+	}
+	fmt.Fprintf(stderr, "emulator: in another shell: source %s\n", shQuote(filepath.Join(inst.dir, envFile)))
+	for _, p := range inst.workloads {
+		fmt.Fprintf(stderr, "emulator: workload %s: source %s too\n", p.Name, shQuote(filepath.Join(inst.dir, workloadEnvFile(p.Name))))
 	}
 	if _, err := io.WriteString(stdout, inst.envLines+"ready\n"); err != nil {
 		fmt.Fprintln(stderr, "emulator: writing to stdout:", err)

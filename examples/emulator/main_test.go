@@ -47,6 +47,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-token-lifetime", "2s"}, "want at least 10s"},
 		{[]string{"-app", ""}, "-app: want the App Service app's name"},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
+		{[]string{"-workload", "Web_API"}, `-workload "Web_API": want a Kubernetes service-account name`},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -83,6 +84,27 @@ func TestCLIClientEmulatorGone(t *testing.T) {
 	code := cliClient([]string{"http://127.0.0.1:1", filepath.Join(t.TempDir(), "nosuch"), "az", "account", "show"}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "emulator that wrote this az is gone") {
 		t.Errorf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestTokenCommandErrors: `emulator token` without a dir, without a name,
+// or for a dir where no emulator runs says what to do.
+func TestTokenCommandErrors(t *testing.T) {
+	t.Setenv(dirVar, "")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"id-orders"}, 2, "no -dir and PGENTRA_EMULATOR_DIR is not set: source the emulator's env.sh"},
+		{[]string{"-dir", t.TempDir()}, 2, "want one identity name"},
+		{[]string{"-dir", t.TempDir(), "id-orders"}, 1, "no pgentra emulator runs with -dir"},
+	} {
+		var out, errOut bytes.Buffer
+		code := tokenCommand(tc.args, &out, &errOut)
+		if code != tc.code || out.Len() != 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("token %q: exit %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out.String(), errOut.String(), tc.code, tc.want)
+		}
 	}
 }
 
@@ -131,7 +153,7 @@ func TestEmulatorCommand(t *testing.T) {
 	}
 
 	dir := filepath.Join(t.TempDir(), "emu") // created and removed by the command
-	cmd := exec.Command(filepath.Join(bin, "emulator"), "-dir", dir, "-identity", "id-orders", "-identity", "id-reports", "-token-lifetime", "7m", "-v")
+	cmd := exec.Command(filepath.Join(bin, "emulator"), "-dir", dir, "-identity", "id-orders", "-identity", "id-reports", "-workload", "api", "-token-lifetime", "7m", "-v")
 	cmd.Env = cleanEnv()
 	var stderr extest.SyncBuffer
 	cmd.Stderr = &stderr
@@ -195,6 +217,7 @@ func TestEmulatorCommand(t *testing.T) {
 	}
 	for _, k := range []string{"PGHOST='localhost'", "PGPORT=", "PGDATABASE='postgres'", "PGSSLMODE='verify-full'", "PGSSLROOTCERT=",
 		"IDENTITY_ENDPOINT='http://127.0.0.1:", "IDENTITY_HEADER=", "PGENTRA_EMULATOR_ADMIN='admin@contoso.example'", "PGENTRA_EMULATOR_IMDS='http://127.0.0.1:",
+		"PGENTRA_EMULATOR_DIR='" + dir + "'",
 		"PATH='" + filepath.Join(dir, "bin") + "':\"$PATH\""} {
 		if !strings.Contains(string(content), "\nexport "+k) {
 			t.Errorf("env.sh lacks export %s:\n%s", k, content)
@@ -222,14 +245,15 @@ func TestEmulatorCommand(t *testing.T) {
 		"app":                   {"SystemAssignedIdentity", true},
 		"id-orders":             {"UserAssignedIdentity", false},
 		"id-reports":            {"UserAssignedIdentity", false},
+		"api":                   {"ServicePrincipal", false},
 	} {
 		p, ok := byName[name]
-		if !ok || p.Kind != want.kind || p.HasRole != want.role || p.ObjectID == "" || (want.kind != "User" && (p.ClientID == "" || p.ResourceID == "")) {
+		if !ok || p.Kind != want.kind || p.HasRole != want.role || p.ObjectID == "" || (want.kind != "User" && p.ClientID == "") || (strings.HasSuffix(want.kind, "Identity") && p.ResourceID == "") {
 			t.Errorf("identities.json %q: %+v (found %v), want kind %s role %v", name, p, ok, want.kind, want.role)
 		}
 	}
-	if len(ids) != 4 {
-		t.Errorf("identities.json lists %d principals, want 4", len(ids))
+	if len(ids) != 5 {
+		t.Errorf("identities.json lists %d principals, want 5", len(ids))
 	}
 
 	// sh runs script in bash after sourcing env.sh, with extra variables.
@@ -259,6 +283,26 @@ func TestEmulatorCommand(t *testing.T) {
 	if err != nil || out != "id-orders" {
 		t.Fatalf("psql as id-orders: %v, stdout %q\n%s", err, out, errOut)
 	}
+	// 3b. One line gives any identity's token: `emulator token NAME`, the
+	// dir found through env.sh's PGENTRA_EMULATOR_DIR.
+	out, errOut, err = sh(`PGUSER=id-orders PGPASSWORD=$("$BIN/emulator" token id-orders) psql -XAtc "select current_user"`, "BIN="+bin)
+	if err != nil || out != "id-orders" {
+		t.Errorf("psql with emulator token id-orders: %v, stdout %q\n%s", err, out, errOut)
+	}
+	out, errOut, err = sh(`PGUSER=$PGENTRA_EMULATOR_ADMIN PGPASSWORD=$("$BIN/emulator" token -dir "$PGENTRA_EMULATOR_DIR" "$PGENTRA_EMULATOR_ADMIN") psql -XAtc "select current_user"`, "BIN="+bin)
+	if err != nil || out != "admin@contoso.example" {
+		t.Errorf("psql with emulator token -dir DIR ADMIN: %v, stdout %q\n%s", err, out, errOut)
+	}
+	// id-orders' token is id-orders' only.
+	_, errOut, err = sh(`PGUSER=app PGPASSWORD=$("$BIN/emulator" token id-orders) psql -XAtc "select 1"`, "BIN="+bin)
+	if err == nil || !strings.Contains(errOut, `password authentication failed for user "app"`) {
+		t.Errorf("app's role with id-orders' token: %v, stderr %q; want refused", err, errOut)
+	}
+	out, errOut, err = sh(`"$BIN/emulator" token nosuch`, "BIN="+bin)
+	if err == nil || out != "" || !strings.Contains(errOut, `no identity named "nosuch"`) || !strings.Contains(errOut, "id-orders") {
+		t.Errorf("emulator token nosuch: %v, stdout %q, stderr %q; want refused, naming the identities", err, out, errOut)
+	}
+
 	// 4. The identity's token does not open the admin's role.
 	out, errOut, err = sh(`PGUSER=$PGENTRA_EMULATOR_ADMIN psql -XAtc "select current_user"`, "PGPASSWORD="+tok)
 	if err == nil || !strings.Contains(errOut, `password authentication failed for user "admin@contoso.example"`) {
@@ -296,6 +340,35 @@ func TestEmulatorCommand(t *testing.T) {
 		PGPASSWORD=$(azd auth token --output json --scope https://ossrdbms-aad.database.windows.net/.default | sed -n 's/.*"token": "\(.*\)".*/\1/p') psql -XAtc "select 2"`)
 	if err != nil || out != "1\n2" {
 		t.Errorf("az --scope / azd: %v, stdout %q\n%s", err, out, errOut)
+	}
+
+	// The workload identity, as on AKS: the administrator creates the
+	// app's role; then, with only the webhook's variables (and env.sh's PG*),
+	// a real WorkloadIdentityCredential gets a token from the emulator's
+	// authority and pgentra logs in with azure_credential=workload_identity.
+	out, errOut, err = sh(`export PGUSER=$PGENTRA_EMULATOR_ADMIN ` + adminToken + `
+		psql -XAtc "select * from pgaadauth_create_principal('api', false, false)"`)
+	if err != nil || out != `Created role for "api"` {
+		t.Fatalf("create principal api: %v, stdout %q\n%s", err, out, errOut)
+	}
+	wlEnv, err := os.ReadFile(filepath.Join(dir, "workload-api.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"AZURE_CLIENT_ID='" + byName["api"].ClientID + "'", "AZURE_TENANT_ID=", "AZURE_FEDERATED_TOKEN_FILE='" + filepath.Join(dir, "workload-api.token") + "'",
+		"AZURE_AUTHORITY_HOST='https://127.0.0.1:", "SSL_CERT_FILE='" + filepath.Join(dir, "authority-ca.pem") + "'"} {
+		if !strings.Contains(string(wlEnv), "\nexport "+k) {
+			t.Errorf("workload-api.env lacks export %s:\n%s", k, wlEnv)
+		}
+	}
+	out, errOut, err = sh(`source "$DIR/workload-api.env"; PGUSER=api "$TESTBIN" -test.run=NONE`, "DIR="+dir, "TESTBIN="+os.Args[0], childVar+"=workload")
+	if err != nil || !strings.Contains(out, "credential: token for appid "+byName["api"].ClientID) || !strings.Contains(out, "pgentra: current_user api") {
+		t.Errorf("workload identity: %v, stdout %q\n%s", err, out, errOut)
+	}
+	// SSL_CERT_FILE is what makes the authority trusted.
+	out, errOut, err = sh(`source "$DIR/workload-api.env"; unset SSL_CERT_FILE; PGUSER=api "$TESTBIN" -test.run=NONE`, "DIR="+dir, "TESTBIN="+os.Args[0], childVar+"=workload")
+	if err == nil || !strings.Contains(errOut, "certificate signed by unknown authority") {
+		t.Errorf("workload identity without SSL_CERT_FILE: %v, stdout %q, stderr %q; want a certificate error", err, out, errOut)
 	}
 
 	// -token-lifetime reaches az (minted at the call) and IMDS.
@@ -396,39 +469,4 @@ func processesUsing(dir string) []string {
 		}
 	}
 	return pids
-}
-
-// TestCloseExistingDir: in a -dir that existed, Close removes only the
-// files the command wrote (and bin/ when it created it), not the dir or
-// what was there before.
-func TestCloseExistingDir(t *testing.T) {
-	dir := t.TempDir()
-	mine := filepath.Join(dir, "notes.txt")
-	if err := os.WriteFile(mine, []byte("keep"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	inst := &instance{}
-	if err := inst.makeDir(dir); err != nil || inst.removeDir {
-		t.Fatalf("makeDir: %v, removeDir %v", err, inst.removeDir)
-	}
-	if err := os.Mkdir(filepath.Join(dir, binDir), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	inst.files = append(inst.files, filepath.Join(dir, binDir))
-	for _, name := range []string{envFile, identitiesFile, filepath.Join(binDir, "az")} {
-		if err := inst.write(name, []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := inst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	left, _ := os.ReadDir(dir)
-	if len(left) != 1 || left[0].Name() != "notes.txt" {
-		var names []string
-		for _, e := range left {
-			names = append(names, e.Name())
-		}
-		t.Errorf("left in -dir: %v, want only notes.txt", names)
-	}
 }
