@@ -40,7 +40,9 @@ func (e *URLPasswordError) Unwrap() error { return ErrURLPassword }
 //     included.
 //   - "@" in the path: the database name holds what followed the "/".
 //   - "@" in a query key: no PostgreSQL parameter name holds one.
-//   - "@" in a query value, when the host part has a ":" (user:password
+//   - "@" in a query value after a user:password part (the password read
+//     is then only the part before a "@" it held).
+//   - "@" in a query value when the host part has a ":" (user:password
 //     read as host:port): refused unless the value is an e-mail-like user or
 //     application name (user=alice@contoso.com), since the rest of a URL
 //     after the "@" would hold "/", ":", "?" or another "@". A password
@@ -65,13 +67,18 @@ func checkURLShape(s string) error {
 	if strings.Contains(path, "@") {
 		return &URLPasswordError{Where: `an "@" in its path (the database name)`}
 	}
-	colon := strings.Contains(authority, ":")
+	at := strings.LastIndex(authority, "@")
+	password := at >= 0 && strings.Contains(authority[:at], ":")
+	colon := strings.Contains(authority[at+1:], ":")
 	for pair := range strings.SplitSeq(query, "&") {
 		k, v, _ := strings.Cut(pair, "=")
-		if strings.Contains(k, "@") {
+		switch {
+		case strings.Contains(k, "@"):
 			return &URLPasswordError{Where: `an "@" in a query key`}
-		}
-		if colon && strings.Contains(v, "@") && !emailLike(k, v) {
+		case !strings.Contains(v, "@"):
+		case password:
+			return &URLPasswordError{Where: `an "@" in a query value after a user:password part`}
+		case colon && !emailLike(k, v):
 			return &URLPasswordError{Where: `an "@" in a query value while its host part has a ":" (user:password reads as host:port)`}
 		}
 	}

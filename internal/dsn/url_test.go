@@ -29,6 +29,8 @@ func TestParseURLPasswordSpillRefused(t *testing.T) {
 		"postgres://app:1234?x;s3cretpart@srv/db",
 		"postgres://ap/p:s3cretpart@srv/db", // a user name with "/": the password lands in the path
 		"postgres://app@corp:1234?s3cretpart@srv/db",
+		"postgres://app:@?user=s3cretpart@srv", // found by FuzzURLPassword: the password "@?user=s3cretpart"
+		"postgres://app:p@ss?user=s3cretpart@srv.example.com",
 	} {
 		p, err := Parse(in)
 		if err == nil {
@@ -72,4 +74,62 @@ func TestParseURLWithAtKept(t *testing.T) {
 			t.Errorf("%q: user %q app %q dbname %q", tt.in, p.Config.User, p.Config.ApplicationName, p.Config.Database)
 		}
 	}
+}
+
+// FuzzURLPassword (run by CI as -fuzz=FuzzURLPassword): a URL written with
+// a password holding a raw "/", "?" or "#" — postgres://user:pw@host/tail —
+// is never accepted with the password cut into other fields, and no error
+// shows the password. A password ending in "?user=x" before a
+// bare host (no port, no path) reads exactly as a legitimate URL
+// (postgres://app:1?user=x@srv: host app, user x@srv): only that is
+// accepted, as documented.
+func FuzzURLPassword(f *testing.F) {
+	noPGEnv(f)
+	for _, s := range [][4]string{
+		{"app", "1234/s3cretpart", "srv", "/db"},
+		{"app", "1234?s3cretpart", "srv.postgres.database.azure.com:5432", "/db?sslmode=require"},
+		{"app", "1234#s3cretpart", "srv", "/db"},
+		{"app", "1234?k=s3cretpart", "srv", "/db"},
+		{"app", "1234?user=x", "srv", ""},
+		{"app", "1234?user=x&a=b", "srv", "/db"},
+		{"app", "12/x?user=x", "srv", "?sslmode=require"},
+		{"app", "pw/x", "srv", "/db"},
+		{"app", "1234?a;b", "srv", "/db"},
+	} {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	f.Fuzz(func(t *testing.T, user, pw, host, tail string) {
+		if !plain(user, "._-") || !plain(strings.TrimRight(host, "0123456789:"), ".-") || strings.Count(host, ":") > 1 ||
+			!strings.ContainsAny(pw, "/?#") || strings.ContainsAny(tail, "@#") || tail != "" && tail[0] != '/' && tail[0] != '?' {
+			return
+		}
+		// The password ends in a marker: the piece a spill puts into the
+		// database name, a parameter or the fragment.
+		const marker = "QzX7wv"
+		pw += marker
+		in := "postgres://" + user + ":" + pw + "@" + host + tail
+		p, err := Parse(in)
+		if err == nil {
+			if p.Config.Password == pw {
+				return // read whole: the driver refuses it as a DSN password
+			}
+			bare := !strings.Contains(host, ":") && tail == ""
+			for _, v := range []string{p.Config.User, p.Config.ApplicationName, p.Config.FallbackApplicationName} {
+				if bare && strings.HasSuffix(v, "@"+host) {
+					return // the documented ambiguity
+				}
+			}
+			t.Fatalf("%q accepted with the password cut up: %s", in, Describe(p.Config, true))
+		}
+		if msg := err.Error(); strings.Contains(msg, "zX7w") || len(pw) >= 10 && strings.Contains(msg, pw) {
+			t.Fatalf("%q: the error shows the password: %s", in, msg)
+		}
+	})
+}
+
+// plain reports a non-empty s of ASCII letters, digits and extra.
+func plain(s, extra string) bool {
+	return s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(extra, r))
+	}) < 0
 }
