@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -25,22 +26,11 @@ func noPGEnv(tb testing.TB) {
 
 // hosts lists what pq dials: host, hostaddr and port of each entry.
 func hosts(cfg pq.Config) []string {
-	out := []string{cfg.Host + "|" + addrString(cfg.Hostaddr) + "|" + itoa(cfg.Port)}
+	out := []string{cfg.Host + "|" + addrString(cfg.Hostaddr) + "|" + strconv.Itoa(int(cfg.Port))}
 	for _, m := range cfg.Multi {
-		out = append(out, m.Host+"|"+addrString(m.Hostaddr)+"|"+itoa(m.Port))
+		out = append(out, m.Host+"|"+addrString(m.Hostaddr)+"|"+strconv.Itoa(int(m.Port)))
 	}
 	return out
-}
-
-func itoa(p uint16) string {
-	s := ""
-	for {
-		s = string(rune('0'+p%10)) + s
-		p /= 10
-		if p == 0 {
-			return s
-		}
-	}
 }
 
 // pq applies a service file after the string, and prepends comma lists in

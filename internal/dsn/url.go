@@ -20,7 +20,7 @@ type URLPasswordError struct {
 
 // Error names the place and the fix, never any part of the URL.
 func (e *URLPasswordError) Error() string {
-	return fmt.Sprintf(`%v: the URL has %s (not shown). pq ends a URL's host part at the first "/", "?" or "#", `+
+	return fmt.Sprintf(`%v: the URL (not shown: it may hold a password) has %s. pq ends a URL's host part at the first "/", "?" or "#", `+
 		`so a password written with one of them would be read, in part, as the port, the database name or a parameter, or dropped. `+
 		`A password does not belong in pgentra's DSN (pgentra sends an Entra token as the password): remove it. `+
 		`In a user name or value, write "@" as %%40, "/" as %%2F, "?" as %%3F, "#" as %%23`, ErrSyntax, e.Where)
