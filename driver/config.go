@@ -104,7 +104,11 @@ type parsedDSN struct {
 // parseDSN parses name with pq (Service Connector's connection string when
 // name is empty), takes out and validates every azure_* key, and refuses a
 // password written in the DSN. getenv is os.Getenv in production; pq itself
-// always reads the real environment (PG* variables).
+// always reads the real environment (PG* variables) and the service file.
+// The DSN's own keys are never replaced or extended by them: a service file
+// giving a key the DSN gives, or a comma list in PGHOST, PGHOSTADDR or
+// PGPORT beside the DSN's host, hostaddr or port, is refused (dsn.Parse);
+// what the DSN leaves out may come from either, as in libpq.
 func parseDSN(name string, getenv func(string) string) (parsedDSN, error) {
 	serviceConnector := false
 	if strings.TrimSpace(name) == "" {

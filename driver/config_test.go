@@ -223,6 +223,57 @@ func TestUserFromServiceFileIsGiven(t *testing.T) {
 	}
 }
 
+// pq applies a service file after the string and adds PGHOST's comma list
+// to the string's hosts: with PGSERVICE=dev, NewConnector dialed dev's host
+// with dev's sslmode=require instead of the DSN's verify-full server, and
+// with PGHOST=localhost,other.example.com it added other.example.com (the
+// Listener refused that; NewConnector accepted it). Both conflicts are
+// refused now, naming key and source; a service may still give what the
+// DSN leaves out.
+func TestNewConnectorEnvironmentNeverOverridesDSN(t *testing.T) {
+	cleanPGEnv(t)
+	svc := filepath.Join(t.TempDir(), "pg_service.conf")
+	if err := os.WriteFile(svc, []byte("[dev]\nhost=dev-db.example.com\nsslmode=require\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGSERVICEFILE", svc)
+	cred := WithCredential(tokenFunc(func() string { return "t" }))
+	const prod = "host=prod.postgres.database.azure.com sslmode=verify-full user=app"
+	for _, tc := range []struct {
+		name, env, val string
+		want           []string
+	}{
+		{"PGSERVICE", "PGSERVICE", "dev", []string{"host from PGSERVICE=dev", "conflicts with host in the connection string"}},
+		{"PGHOST list", "PGHOST", "localhost,other.example.com", []string{"host from PGHOST", "conflicts with host in the connection string"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(tc.env, tc.val)
+			c, err := NewConnector(prod, withGetenv(env(nil)), cred)
+			if err == nil {
+				defer c.Close()
+				t.Fatalf("accepted: %s", c.String())
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("%v is not ErrInvalidConfig", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	t.Setenv("PGSERVICE", "dev")
+	c, err := NewConnector("user=app dbname=orders", withGetenv(env(nil)), cred)
+	if err != nil {
+		t.Fatalf("service giving the host the DSN leaves out: %v", err)
+	}
+	defer c.Close()
+	if c.base.Host != "dev-db.example.com" || c.base.Database != "orders" {
+		t.Errorf("host %q dbname %q, want the service's host and the DSN's dbname", c.base.Host, c.base.Database)
+	}
+}
+
 func TestDefaultChainSelection(t *testing.T) {
 	base := settings{credential: credDefault, clientID: "cid"}
 	tests := []struct {

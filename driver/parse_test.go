@@ -20,7 +20,7 @@ import (
 // cleanPGEnv unsets the PG* variables that would change pq's parse.
 func cleanPGEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{"PGUSER", "PGPASSWORD", "PGSERVICE", "PGSERVICEFILE", "PGHOST", "PGSSLMODE", "PGAPPNAME"} {
+	for _, k := range []string{"PGUSER", "PGPASSWORD", "PGSERVICE", "PGSERVICEFILE", "PGHOST", "PGHOSTADDR", "PGPORT", "PGSSLMODE", "PGAPPNAME"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -143,6 +143,49 @@ func TestDSNPasswordRefusedWithoutShowingIt(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Errorf("Connector output shows the password: %s", out)
 		}
+	}
+}
+
+// A password with an unescaped "/", "?" or "#" ends the URL's host part
+// early: pq read postgres://app:1234/s3cretpart@srv/db as host app, port
+// 1234 and dbname "s3cretpart@srv/db", NewConnector accepted it, and
+// String() showed dbname=s3cretpart@…. Now such shapes are refused, and the
+// error says that a password does not belong in the DSN without showing it.
+func TestURLPasswordSpillRefusedWithoutShowingIt(t *testing.T) {
+	cleanPGEnv(t)
+	for _, in := range []string{
+		"postgres://app:1234/s3cretpart@srv.postgres.database.azure.com/db",
+		"postgres://app:1234?s3cretpart@srv.postgres.database.azure.com/db?sslmode=verify-full",
+		"postgres://app:1234#s3cretpart@srv.postgres.database.azure.com/db",
+		"postgres://app:1234?k=s3cretpart@srv.postgres.database.azure.com:5432/db",
+	} {
+		c, err := NewConnector(in, withGetenv(env(nil)), WithCredential(tokenFunc(func() string { return "t" })))
+		if err == nil {
+			t.Errorf("%q accepted: %s", in, c.String())
+			c.Close()
+			continue
+		}
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%q: %v is not ErrInvalidConfig", in, err)
+		}
+		for _, out := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+			if strings.Contains(out, "s3cret") {
+				t.Errorf("%q: error shows the password: %s", in, out)
+			}
+		}
+		if !strings.Contains(err.Error(), "password does not belong in pgentra's DSN") {
+			t.Errorf("%q: error %q does not say where the password belongs", in, err)
+		}
+	}
+	// An Entra user name in the query is no such shape.
+	c, err := NewConnector("postgres://srv.postgres.database.azure.com:5432/db?user=alice@contoso.com&sslmode=verify-full",
+		withGetenv(env(nil)), WithCredential(tokenFunc(func() string { return "t" })))
+	if err != nil {
+		t.Fatalf("user=alice@contoso.com: %v", err)
+	}
+	defer c.Close()
+	if c.base.User != "alice@contoso.com" || c.base.Host != "srv.postgres.database.azure.com" {
+		t.Errorf("user %q host %q", c.base.User, c.base.Host)
 	}
 }
 

@@ -12,7 +12,6 @@
 package dsn
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -119,12 +118,21 @@ func Parse(s string) (Parsed, error) {
 	if len(s) > MaxLen {
 		return Parsed{}, fmt.Errorf("%w: longer than %d bytes", ErrSyntax, MaxLen)
 	}
+	if err := checkURLShape(s); err != nil {
+		return Parsed{}, err
+	}
 	urlAzure, err := urlAzureKeys(s)
 	if err != nil {
 		return Parsed{}, err
 	}
 	cfg, err := parsePQ(s)
 	if err != nil {
+		if hint := envListHint(); hint != "" {
+			return Parsed{}, fmt.Errorf("%w%s", err, hint)
+		}
+		return Parsed{}, err
+	}
+	if err := checkSources(cfg); err != nil {
 		return Parsed{}, err
 	}
 	p := Parsed{Config: cfg, Azure: map[string]string{}}
@@ -214,7 +222,7 @@ func urlAzureKeys(s string) (map[string]string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		// url's errors quote the whole input, password included.
-		return nil, fmt.Errorf("%w: not a valid postgres:// URL", ErrSyntax)
+		return nil, fmt.Errorf("%w: not a valid postgres:// URL (not shown: it may hold a password). A password does not belong in pgentra's DSN (pgentra sends an Entra token as the password); in a user name or value, percent-encode \"@\", \":\", \"/\", \"?\", \"#\" and \"%%\"", ErrSyntax)
 	}
 	out := map[string]string{}
 	spelled := map[string]string{}
@@ -292,33 +300,11 @@ func setKeys(cfg pq.Config) ([]string, bool) {
 }
 
 // serviceHasPassword reports whether service's entry in the service file at
-// path sets a password, reading the file as pq's internal pgservice does
-// (only to attribute a password to its source; the values are pq's).
+// path sets a password (only to attribute a password to its source; the
+// values are pq's).
 func serviceHasPassword(path, service string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	in := false
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		if line[0] == '[' && line[len(line)-1] == ']' {
-			if in {
-				return false
-			}
-			in = strings.TrimSpace(line[1:len(line)-1]) == service
-			continue
-		}
-		if k, _, ok := strings.Cut(line, "="); in && ok && strings.TrimSpace(k) == "password" {
-			return true
-		}
-	}
-	return false
+	sections, _ := readServiceFile(path)
+	return has(sections[service], "password")
 }
 
 // osUser is the name pq falls back to: $USER, else the account's name.
