@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/pgentra/pgentra/driver"
 	"github.com/pgentra/pgentra/internal/emulator"
 	"github.com/pgentra/pgentra/internal/emulator/entra"
 )
@@ -38,6 +39,9 @@ type Target struct {
 	Env *emulator.Env
 	// Principal is the emulated identity (zero against Azure).
 	Principal entra.Principal
+	// Options are what a pgentra Connector needs beyond the DSN against the
+	// emulator (nil for App Service apps and against Azure).
+	Options []driver.Option
 
 	ownsEnv bool
 	restore []func()
@@ -187,11 +191,20 @@ func WebApp(ctx context.Context, env *emulator.Env, app string, setenv func(k, v
 		}
 	}
 	t := &Target{DSN: env.DSN(p.Name), Role: p.Name, Host: emulator.Host, Env: env, Principal: p}
-	for k, v := range env.Identity.AppServiceEnv() {
+	if err := t.setenv(env.Identity.AppServiceEnv(), setenv, unsetenv); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// setenv sets vars with setenv and, when unsetenv is non-nil, makes Close
+// restore what was there before.
+func (t *Target) setenv(vars map[string]string, setenv func(k, v string) error, unsetenv func(string) error) error {
+	for k, v := range vars {
 		old, had := os.LookupEnv(k)
 		if err := setenv(k, v); err != nil {
-			t.Close()
-			return nil, err
+			return err
 		}
 		if unsetenv != nil {
 			t.restore = append(t.restore, func() {
@@ -203,5 +216,5 @@ func WebApp(ctx context.Context, env *emulator.Env, app string, setenv func(k, v
 			})
 		}
 	}
-	return t, nil
+	return nil
 }
