@@ -81,4 +81,3 @@ func EmulateWorkload(ctx context.Context, opts emulator.Options, name string) (*
 	t.restore = append([]func(){func() { os.RemoveAll(filepath.Clean(dir)) }}, t.restore...)
 	return t, nil
 }
-
