@@ -243,7 +243,7 @@ func TestCarelessAttempts(t *testing.T) {
 			},
 			want: []string{"permission denied for schema public"},
 			readme: []readmeCheck{
-				{quote: "permission denied for schema public", fix: []string{`GRANT CREATE ON SCHEMA public TO "<role>"`, "AUTHORIZATION", "search_path"}},
+				{quote: "permission denied for schema public", fix: []string{`GRANT CREATE ON SCHEMA public TO "<role>"`, "docs/admin.sql", "search_path"}},
 				{quote: "permission denied for schema public", section: "## Schemas and migrations",
 					fix: []string{`GRANT CREATE ON SCHEMA public TO "id-orders"`, "docs/admin.sql", "search_path=orders", "options='-c search_path=orders'"}},
 			},
