@@ -3,9 +3,11 @@ package exenv_test
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +56,8 @@ GRANT USAGE ON SCHEMA public TO :"role";
 CREATE SCHEMA :"role" AUTHORIZATION :"role";
 `
 
+var adminSQLRuns atomic.Int64
+
 // TestAdminSQLAsEntraAdministrator: through the front, as an Entra
 // administrator like Azure's (CREATEROLE, member of azure_pg_admin, not
 // superuser, not a member of the roles it creates), the old README
@@ -74,7 +78,7 @@ func TestAdminSQLAsEntraAdministrator(t *testing.T) {
 		t.Fatalf("administrator %q: superuser %t, createrole %t, azure_pg_admin %t; want false, true, true", admin.Name, super, createRole, azureAdmin)
 	}
 
-	p, err := env.Tenant.AddUserAssignedIdentity("id-admin-sql")
+	p, err := env.Tenant.AddUserAssignedIdentity(fmt.Sprintf("id-admin-sql-%d", adminSQLRuns.Add(1))) // -count=N shares the emulator
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +90,7 @@ func TestAdminSQLAsEntraAdministrator(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = exenv.RunAdminFile(ctx, env, old, p.Name, exenv.Database)
-	if want := `must be member of role "id-admin-sql"`; err == nil || !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("must be member of role %q", p.Name); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("the old README statements as the Entra administrator: %v; want %q", err, want)
 	}
 
