@@ -83,7 +83,7 @@ func FromEnvironment(ctx context.Context, w io.Writer, app string) (*Target, err
 	if err != nil {
 		return nil, fmt.Errorf("no PGHOST set, and starting the offline Azure emulator failed: %w", err)
 	}
-	fmt.Fprintf(w, "No PGHOST set: using the offline Azure emulator (App Service identity endpoint, Entra-checking PostgreSQL front at %s:%d, throwaway PostgreSQL, role %q created with pgaadauth_create_principal)\n",
+	fmt.Fprintf(w, "No PGHOST set: using the offline Azure emulator (App Service identity endpoint, Entra-checking PostgreSQL front at %s:%d, throwaway PostgreSQL, role %q and its schema made by the Entra administrator with docs/admin.sql)\n",
 		emulator.Host, t.Env.Front.Port(), t.Role)
 	return t, nil
 }
