@@ -19,8 +19,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/lib/pq"
-
+	"github.com/pgentra/pgentra/driver"
 	"github.com/pgentra/pgentra/internal/emulator"
 	"github.com/pgentra/pgentra/internal/emulator/entra"
 )
@@ -40,6 +39,9 @@ type Target struct {
 	Env *emulator.Env
 	// Principal is the emulated identity (zero against Azure).
 	Principal entra.Principal
+	// Options are what a pgentra Connector needs beyond the DSN against the
+	// emulator (nil for App Service apps and against Azure).
+	Options []driver.Option
 
 	ownsEnv bool
 	restore []func()
@@ -81,7 +83,7 @@ func FromEnvironment(ctx context.Context, w io.Writer, app string) (*Target, err
 	if err != nil {
 		return nil, fmt.Errorf("no PGHOST set, and starting the offline Azure emulator failed: %w", err)
 	}
-	fmt.Fprintf(w, "No PGHOST set: using the offline Azure emulator (App Service identity endpoint, Entra-checking PostgreSQL front at %s:%d, throwaway PostgreSQL, role %q created with pgaadauth_create_principal)\n",
+	fmt.Fprintf(w, "No PGHOST set: using the offline Azure emulator (App Service identity endpoint, Entra-checking PostgreSQL front at %s:%d, throwaway PostgreSQL, role %q and its schema made by the Entra administrator with docs/admin.sql)\n",
 		emulator.Host, t.Env.Front.Port(), t.Role)
 	return t, nil
 }
@@ -102,32 +104,72 @@ func Emulate(ctx context.Context, opts emulator.Options, app string) (*Target, e
 	return t, nil
 }
 
-// AdminSteps are the statements an administrator runs, in the
-// application's database, after creating an Entra role with
-// pgaadauth_create_principal — the README's "Schemas and migrations"
-// section shows them for role "id-orders" in database "app", and a test
-// keeps the two the same. A new role may log in and read the catalogs, but
-// since PostgreSQL 15 it may not create anything in schema public; these
-// give it CONNECT on the database, USAGE on public, and a schema of its own,
-// named like the role, which the default search_path ("$user", public)
-// puts first: ORMs and migration tools create their tables there with no
-// DSN change.
-func AdminSteps(role, database string) []string {
-	r := pq.QuoteIdentifier(role)
-	return []string{
-		"GRANT CONNECT ON DATABASE " + pq.QuoteIdentifier(database) + " TO " + r + ";",
-		"GRANT USAGE ON SCHEMA public TO " + r + ";",
-		"CREATE SCHEMA " + r + " AUTHORIZATION " + r + ";",
+// AdminUPN is the Entra administrator WebApp adds when the emulator has
+// none yet.
+const AdminUPN = "admin@contoso.com"
+
+// RunAdminSQL has the server's Entra administrator (see Admin) run the
+// repository's docs/admin.sql for role in database, with psql through the
+// Entra-checking front — exactly what the docs tell an administrator on
+// Azure to run:
+//
+//	psql -v ON_ERROR_STOP=1 -v role=<role> -v db=<database> -f docs/admin.sql
+func RunAdminSQL(ctx context.Context, env *emulator.Env, role, database string) error {
+	file, err := emulator.AdminSQLFile()
+	if err != nil {
+		return err
 	}
+	return RunAdminFile(ctx, env, file, role, database)
+}
+
+// RunAdminFile is RunAdminSQL with another file (tests run the old,
+// failing statements through it).
+func RunAdminFile(ctx context.Context, env *emulator.Env, file, role, database string) error {
+	admin, err := Admin(ctx, env)
+	if err != nil {
+		return err
+	}
+	_, err = env.PSQL(ctx, admin, "-q", "-v", "role="+role, "-v", "db="+database, "-f", file)
+	return err
+}
+
+// Admin returns an Entra administrator of env's server: the first one
+// pgaadauth_list_principals lists, else AdminUPN, made one. Like Azure's,
+// it has CREATEROLE and is a member of azure_pg_admin, but is no superuser
+// and no member of the roles it creates.
+func Admin(ctx context.Context, env *emulator.Env) (entra.Principal, error) {
+	rows, err := env.AdminDB.QueryContext(ctx, "select rolname from pgaadauth_list_principals(true)")
+	if err != nil {
+		return entra.Principal{}, fmt.Errorf("listing the Entra administrators: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return entra.Principal{}, err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return entra.Principal{}, err
+	}
+	for _, n := range names {
+		if p, ok := env.Tenant.ByName(n); ok && p.Kind == entra.User {
+			return p, nil
+		}
+	}
+	return env.EntraAdmin(ctx, AdminUPN)
 }
 
 // Database is the database the emulator's DSNs name (emulator.Env.DSN).
 const Database = "postgres"
 
 // WebApp adds to env's tenant an App Service app named app with a
-// system-assigned managed identity, has the Entra administrator create its
-// role (pgaadauth_create_principal(app, false, false)) and run AdminSteps
-// for it, and sets the
+// system-assigned managed identity, has the Entra administrator run
+// docs/admin.sql for it (RunAdminSQL: its role, and a schema named like it
+// in Database), and sets the
 // variables App Service would set with setenv (os.Setenv, or a test's
 // t.Setenv; unsetenv, when non-nil, is used by Close to undo it).
 //
@@ -140,24 +182,29 @@ func WebApp(ctx context.Context, env *emulator.Env, app string, setenv func(k, v
 		if p, err = env.Tenant.AddSystemAssignedWebApp(app); err != nil {
 			return nil, err
 		}
-		if _, err := env.CreatePrincipal(ctx, p, false); err != nil {
-			return nil, fmt.Errorf("creating the role for %q: %w", app, err)
+		// In the tenant's directory, where pgaadauth_create_principal looks.
+		if err := env.Register(ctx, p); err != nil {
+			return nil, fmt.Errorf("registering %q in the tenant's directory: %w", app, err)
 		}
-		// The GRANT step: since PostgreSQL 15 nobody may create tables in
-		// public, so the role gets a schema of its own (first in the
-		// default search_path, "$user", public).
-		for _, stmt := range AdminSteps(app, Database) {
-			if _, err := env.AdminDB.ExecContext(ctx, stmt); err != nil {
-				return nil, fmt.Errorf("the administrator's step %q for %q: %w", stmt, app, err)
-			}
+		if err := RunAdminSQL(ctx, env, app, Database); err != nil {
+			return nil, fmt.Errorf("the administrator's docs/admin.sql for %q: %w", app, err)
 		}
 	}
 	t := &Target{DSN: env.DSN(p.Name), Role: p.Name, Host: emulator.Host, Env: env, Principal: p}
-	for k, v := range env.Identity.AppServiceEnv() {
+	if err := t.setenv(env.Identity.AppServiceEnv(), setenv, unsetenv); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// setenv sets vars with setenv and, when unsetenv is non-nil, makes Close
+// restore what was there before.
+func (t *Target) setenv(vars map[string]string, setenv func(k, v string) error, unsetenv func(string) error) error {
+	for k, v := range vars {
 		old, had := os.LookupEnv(k)
 		if err := setenv(k, v); err != nil {
-			t.Close()
-			return nil, err
+			return err
 		}
 		if unsetenv != nil {
 			t.restore = append(t.restore, func() {
@@ -169,5 +216,5 @@ func WebApp(ctx context.Context, env *emulator.Env, app string, setenv func(k, v
 			})
 		}
 	}
-	return t, nil
+	return nil
 }

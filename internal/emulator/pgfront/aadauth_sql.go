@@ -31,6 +31,14 @@ var installSQL = []string{
 			CREATE ROLE azure_pg_admin NOLOGIN;
 		END IF;
 	END $$`,
+	// As on Azure, Entra administrators (azure_pg_admin) may create schemas
+	// in the postgres database and own its public schema, without being
+	// superusers: docs/admin.sql depends on it.
+	`DO $$ BEGIN
+		IF (SELECT datdba FROM pg_catalog.pg_database WHERE datname = current_database()) <> 'azure_pg_admin'::regrole THEN
+			EXECUTE format('ALTER DATABASE %I OWNER TO azure_pg_admin', current_database());
+		END IF;
+	END $$`,
 	// require_admin's message is emulator wording: Azure's text is not known (a
 	// third-party script expects "permission denied for function pgaadauth_create_principal").
 	`CREATE OR REPLACE FUNCTION pgaadauth.require_admin() RETURNS void

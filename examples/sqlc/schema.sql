@@ -1,0 +1,5 @@
+CREATE TABLE IF NOT EXISTS authors (
+  id   BIGSERIAL PRIMARY KEY,
+  name text      NOT NULL,
+  bio  text
+);
