@@ -108,7 +108,7 @@
 // address or a Unix socket; db.localhost is remote, as Go resolves it like
 // any name — or azure_allow_insecure_tls=true: the token must not travel in
 // clear. A DSN's require or verify-ca is kept, but to a host that is not
-// local it logs one warning (with WithLogger). In Service Connector's
+// local it logs one warning (to WithLogger's logger, else slog.Default()). In Service Connector's
 // AZURE_POSTGRESQL_CONNECTIONSTRING, which always says sslmode=require,
 // require and verify-ca become verify-full: Azure's certificates chain to
 // public roots.
@@ -117,8 +117,16 @@
 //
 // PQGO_DEBUG=1 makes lib/pq print each connection's configuration to
 // stderr, the password — the access token — included. pgentra itself never
-// logs a token; with a logger it warns once per Connector when PQGO_DEBUG=1
-// is set.
+// logs a token; it warns once per Connector when PQGO_DEBUG=1 is set (to
+// WithLogger's logger, else slog.Default()). PGENTRA_LOG=debug sends
+// pgentra's own debug logs to stderr without a code change.
+//
+// # Observability
+//
+// WithTracer reports every connect, login attempt and token fetch to a
+// Tracer, with durations, outcomes, SQLSTATEs and refusal reasons, never the
+// token. The module github.com/pgentra/pgentra/otel implements it with
+// OpenTelemetry metrics and spans; this module does not depend on it.
 //
 // # User name
 //
