@@ -368,7 +368,7 @@ func (c *Connector) Driver() driver.Driver { return &Driver{} }
 // WithTokenCache) and a management-scope lookup of the user name in flight.
 // database/sql calls it from DB.Close. Open connections are not affected.
 func (c *Connector) Close() error {
-	c.stopSlowFetch()
+	defer c.stopSlowFetch() // after the cache's Close: no fetch can start one later
 	c.lookup.close()
 	if c.ownsCache {
 		return c.cache.Close()

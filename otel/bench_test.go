@@ -88,3 +88,26 @@ func BenchmarkConnectTracer(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTracerCalls is the tracer's own work for one connect with a cached
+// token — the connect and one login, spans and metrics, on the SDK with no
+// exporter — without the connect: its absolute cost, which a busy machine
+// measures far more steadily than a ratio of two connects.
+//
+//	cd otel && go test -run '^$' -bench '^BenchmarkTracerCalls$' -benchmem .
+func BenchmarkTracerCalls(b *testing.B) {
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	tp := sdktrace.NewTracerProvider()
+	b.Cleanup(func() { mp.Shutdown(context.Background()); tp.Shutdown(context.Background()) })
+	t := pgentraotel.NewTracer(pgentraotel.WithMeterProvider(mp), pgentraotel.WithTracerProvider(tp))
+	start := driver.ConnectStartData{ServerAddress: "127.0.0.1", ServerPort: 5432, Scope: "https://ossrdbms-aad.database.windows.net/.default"}
+	login := driver.LoginStartData{ServerAddress: "127.0.0.1", ServerPort: 5432, Role: "bench_otel", Attempt: 1}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		cctx := t.TraceConnectStart(ctx, start)
+		lctx := t.TraceLoginStart(cctx, login)
+		t.TraceLoginEnd(lctx, driver.LoginEndData{LoginStartData: login, Duration: time.Millisecond, Outcome: driver.OutcomeOK})
+		t.TraceConnectEnd(cctx, driver.ConnectEndData{ConnectStartData: start, Duration: time.Millisecond, Outcome: driver.OutcomeOK, Role: "bench_otel"})
+	}
+}
