@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -305,5 +306,51 @@ func TestPGENTRALOGDebug(t *testing.T) {
 	defer c.Close()
 	if !c.logger.Enabled(context.Background(), slog.LevelDebug) {
 		t.Fatal("a Connector with PGENTRA_LOG=DEBUG does not log debug")
+	}
+}
+
+// TestListenerTraced: NewListener takes WithTracer, and its logins are
+// connects to the Tracer (here a refused dial: network_error).
+func TestListenerTraced(t *testing.T) {
+	rec := &recTracer{}
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=orders-app dbname=d sslmode=disable", closedPort(t))
+	l, err := NewListener(dsn, 10*time.Millisecond, 100*time.Millisecond, nil, WithCredential(&fakeCredential{claims: userClaims()}), WithTracer(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rec.mu.Lock()
+		var got *ConnectEndData
+		if len(rec.ends) > 0 {
+			got = &rec.ends[0]
+		}
+		rec.mu.Unlock()
+		if got != nil {
+			if got.Outcome != OutcomeNetworkError || got.ServerAddress != "127.0.0.1" {
+				t.Fatalf("listener connect traced as %+v; want network_error to 127.0.0.1", *got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the listener's connect never reached the tracer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSQLOpenWarns: a plain sql.Open("pgentra", dsn) user, who has no place
+// for WithLogger, gets the configuration warnings on slog.Default().
+func TestSQLOpenWarns(t *testing.T) {
+	buf := captureDefault(t)
+	t.Setenv("PQGO_DEBUG", "1")
+	db, err := sql.Open(DriverName, "host=db.example.com user=u dbname=d sslmode=require azure_credential=azure_cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if out := buf.String(); !strings.Contains(out, "PQGO_DEBUG=1") || !strings.Contains(out, "host=db.example.com") {
+		t.Fatalf("sql.Open's default logger got %q; want the PQGO_DEBUG and TLS warnings", out)
 	}
 }
