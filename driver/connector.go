@@ -66,9 +66,10 @@ type pqEntry struct {
 // or else pq's PG* variables. Service Connector always writes
 // sslmode=require, which checks no certificate; from that variable require
 // and verify-ca are upgraded to verify-full (Azure's certificates chain to
-// public roots). A DSN the caller wrote keeps its sslmode; with WithLogger,
+// public roots). A DSN the caller wrote keeps its sslmode;
 // require or verify-ca to a non-local host, and PQGO_DEBUG=1 (pq then prints
-// the token to stderr), are logged once as warnings.
+// the token to stderr), are logged once as warnings (to WithLogger's logger,
+// else slog.Default()).
 //
 // The DSN is parsed once, by pq.NewConfig; what pq reads is what is dialed.
 // See the package documentation for pgentra's keys and for pq's quirks.
