@@ -8,31 +8,33 @@ import (
 	"time"
 
 	"github.com/pgentra/pgentra/driver"
+	"github.com/pgentra/pgentra/internal/emulator/pgfront"
 	"github.com/pgentra/pgentra/token"
 )
 
 // TestLoadAcrossRotations: 64 workers open, query and close physical
 // connections (no idle pool) for 45 s while the token rotates (40 s tokens,
 // refreshed at half-life: 3 tokens in the run). No operation may fail, the
-// front must never see an expired or otherwise refused token, and GetToken is
-// called about once per refresh interval, not once per connection.
+// front refuses no token except as expired in flight (see below), and GetToken
+// is called about once per refresh interval, not once per connection.
 //
-// The lifetime is chosen so that a slow connect cannot outlive its token: the
-// cache never serves a token with less than a quarter of its life left
-// (10 s), and every operation gives up after 9.5 s. A 2-core machine busy with
-// other work (CI beside a CPU hog) slows connects down to seconds; with 2 s
-// tokens such a connect met an expired token, which tests the machine, not
-// pgentra.
+// The lifetime is chosen so that a connect slowed by a busy machine (CI beside
+// a CPU hog slows connects down to seconds; 10 s were seen with a load average
+// of 25 on 2 cores) cannot fail for want of a valid token. The cache serves a
+// token with at least 10 s left (its guard); a connect slower than that meets
+// a refusal as expired, and the driver retries once with a new token, which
+// has the full 40 s — more than any operation is given (30 s). With 2 s tokens
+// the new token itself could expire in flight, which tested the machine, not
+// pgentra. Such refusals are counted; no operation may fail.
 //
 // PGENTRA_SOAK=10m (or 1) runs it for that long instead of 45 s.
 func TestLoadAcrossRotations(t *testing.T) {
 	const (
 		lifetime = 40 * time.Second
 		workers  = 64
-		// opTimeout is below the cache's guard (a quarter of the lifetime), less
-		// half a second of slack: an operation ends before the token it was given
-		// can expire.
-		opTimeout = lifetime/4 - 500*time.Millisecond
+		// opTimeout is below the lifetime, less a margin: a token fetched for
+		// an operation's retry outlives the operation.
+		opTimeout = lifetime - 10*time.Second
 	)
 	duration := 45 * time.Second
 	if d := soakDuration(t); d > 0 {
@@ -89,16 +91,21 @@ func TestLoadAcrossRotations(t *testing.T) {
 	if n := l.fails.Load(); n != 0 {
 		t.Errorf("%d operations failed; first errors:\n%s", n, l.errors())
 	}
-	// The front must never refuse a token: a served token outlives any
-	// operation. Logins abandoned when the run ends show up as protocol errors
-	// (08P01): those are not refusals of a token.
+	// The front may refuse a token only as expired during a connect slower than
+	// the guard (the retry absorbs it: no operation failed). Logins abandoned
+	// when the run ends show up as protocol errors (08P01).
+	expiredInFlight := 0
 	for what, n := range stats.refused {
-		if !strings.HasPrefix(what, "08P01 ") {
+		switch {
+		case what == pgfront.CodeInvalidAuthorization+" "+pgfront.MsgTokenExpired:
+			expiredInFlight += n
+		case strings.HasPrefix(what, pgfront.CodeProtocolViolation+" "):
+		default:
 			t.Errorf("the front refused %d logins: %s", n, what)
 		}
 	}
 	if n := stats.refusals(); n != 0 {
-		t.Logf("front refusals: %v", stats.refused)
+		t.Logf("front refusals (expired in flight and retried: %d): %v", expiredInFlight, stats.refused)
 	}
 	// A guard against a harness that did not run, not a throughput target: the
 	// paced workers make about 1,500 operations in 45 s on an idle 2-core
