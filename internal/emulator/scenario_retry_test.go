@@ -184,7 +184,7 @@ func (r skewRun) String() string {
 // credential handed it back) and the error names the clock skew.
 func TestScenarioClockSkew(t *testing.T) {
 	const (
-		skew     = 6 * time.Minute
+		skew = 6 * time.Minute
 		// A retry's new token must outlive a connect on a busy machine: 4 s.
 		lifetime = 4 * time.Second
 		interval = 300 * time.Millisecond
