@@ -314,7 +314,7 @@ func (c *Connector) dial(ctx context.Context, e *pqEntry) (driver.Conn, error) {
 	if d.finish() {
 		// pq returns a typed nil on failure: test err, not conn.
 		if err == nil {
-			_ = conn.Close() // its deadline is in the past
+			_ = conn.Close() // its socket is already closed
 			err = ctx.Err()
 		}
 		return nil, fmt.Errorf("pgentra: connecting to %s: %w (%w)", c.base.Host, ctx.Err(), err)
