@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/lib/pq"
@@ -194,7 +195,10 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	if !isAuthFailure(err) || ctx.Err() != nil {
 		return c.connectError(ctx, tok, user, err)
 	}
-	if c.refused.Load() != nil || src == token.Fetched && !c.skewed(err, tok) {
+	// A token that expired while its login was in flight says nothing about the
+	// role or the credential: always worth one retry with a new token.
+	inFlight := expiredWhileInFlight(err)
+	if !inFlight && (c.refused.Load() != nil || src == token.Fetched && !c.skewed(err, tok)) {
 		c.markRefused(tok, user, err)
 		return c.connectError(ctx, tok, user, err)
 	}
@@ -207,7 +211,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
 	next, rerr := c.refreshFor(ctx, tok.Token)
 	if rerr != nil {
-		return c.connectError(ctx, tok, user, retryFailed(err, c.tokenError(ctx, rerr)))
+		return c.connectError(ctx, tok, user, retryFailed(err, c.refreshError(ctx, rerr)))
 	}
 	if next.Token == tok.Token {
 		c.debug(ctx, "pgentra: the credential handed back the refused token; not retrying with it", slog.String("user", user))
@@ -223,7 +227,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	if user, err = c.login(ctx, tok, attempt); err == nil {
 		return nil
 	}
-	if isAuthFailure(err) && ctx.Err() == nil {
+	if isAuthFailure(err) && ctx.Err() == nil && !expiredWhileInFlight(err) {
 		c.markRefused(tok, user, err) // the newest token there is
 	}
 	return c.connectError(ctx, tok, user, err)
@@ -241,7 +245,12 @@ func (c *Connector) login(ctx context.Context, tok azcore.AccessToken, attempt f
 	if err != nil {
 		return "", err
 	}
-	return user, attempt(ctx, c.entry(tok.Token, user))
+	start := time.Now()
+	err = attempt(ctx, c.entry(tok.Token, user))
+	if err != nil {
+		err = checkInFlight(err, tok, start, time.Now())
+	}
+	return user, err
 }
 
 // dial is Connect's attempt: pq's login with e, bounded as a whole by ctx.
@@ -325,7 +334,7 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 		return err // user derivation failed, or ctx ended: already explained
 	}
 	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, hintInput{User: user, Given: !c.deriveUser, Scope: c.scope, Token: tok.Token, Port: c.base.Port}), Err: err}
-	c.clockSkewHint(le, tok.Token)
+	c.expiryHint(le, tok.Token)
 	if c.logger != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
 	}
