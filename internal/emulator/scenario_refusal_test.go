@@ -62,19 +62,20 @@ func badNode(t *testing.T, env *emulator.Env) *pgfront.Front {
 type balancer struct {
 	ln    net.Listener
 	route func(n int) string
+	delay func(n int) time.Duration // nil: none; else how long connection n waits before it is relayed
 	n     atomic.Int32
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns []net.Conn
 }
 
-func newBalancer(t *testing.T, route func(n int) string) *balancer {
+func newBalancer(t *testing.T, route func(n int) string, delay func(n int) time.Duration) *balancer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &balancer{ln: ln, route: route}
+	b := &balancer{ln: ln, route: route, delay: delay}
 	b.wg.Add(1)
 	go b.accept()
 	t.Cleanup(b.close)
@@ -90,7 +91,11 @@ func (b *balancer) accept() {
 		if err != nil {
 			return
 		}
-		up, err := net.DialTimeout("tcp", b.route(int(b.n.Add(1)-1)), 10*time.Second)
+		n := int(b.n.Add(1) - 1)
+		if b.delay != nil {
+			time.Sleep(b.delay(n))
+		}
+		up, err := net.DialTimeout("tcp", b.route(n), 10*time.Second)
 		if err != nil {
 			c.Close()
 			continue
@@ -199,7 +204,7 @@ func TestScenarioTransientRefusalDuringOutage(t *testing.T) {
 			return bad.Addr()
 		}
 		return env.Front.Addr()
-	})
+	}, nil)
 	db := e67Open(t, viaBalancer(env, lb, p.Name, "azure_credential=managed_identity", "azure_client_id="+p.AppID), driver.WithClientOptions(env.ClientOptions()))
 	db.SetMaxIdleConns(0)
 	if err := ping(t, db); err != nil {
@@ -237,7 +242,7 @@ func TestScenarioBadNodeBehindBalancer(t *testing.T) {
 			return bad.Addr()
 		}
 		return env.Front.Addr()
-	})
+	}, nil)
 	clock := &steppedClock{t: time.Now()}
 	db := e67Open(t, viaBalancer(env, lb, p.Name, "azure_credential=managed_identity", "azure_client_id="+p.AppID), driver.WithClientOptions(env.ClientOptions()),
 		driver.WithTokenOptions(token.WithClock(clock)))
@@ -280,4 +285,39 @@ func (c *steppedClock) step(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
+}
+
+// Issue 21 item 5 against the emulator: tokens live 2 s and the first
+// connect is slowed (a congested network) until its token has expired when
+// the server checks it. The server refuses it as expired; pgentra sees that
+// the token expired in flight (not clock skew) and retries once with a new
+// token — although the first token was fetched for that very connect.
+func TestScenarioTokenExpiresInFlight(t *testing.T) {
+	e67CleanEnv(t)
+	env := startEnv(t)
+	const lifetime = 2 * time.Second
+	env.Tenant.SetTokenLifetime(lifetime)
+	p := e67Principal(t, env, "id-inflight", true)
+	lb := newBalancer(t, func(int) string { return env.Front.Addr() }, func(n int) time.Duration {
+		if n == 0 {
+			return lifetime + time.Second
+		}
+		return 0
+	})
+	db := e67Open(t, viaBalancer(env, lb, p.Name, "azure_credential=managed_identity", "azure_client_id="+p.AppID),
+		driver.WithClientOptions(env.ClientOptions()))
+	db.SetMaxIdleConns(0)
+	if err := ping(t, db); err != nil {
+		t.Fatalf("connect whose token expired in flight: %v; want the retry with a new token to succeed", err)
+	}
+	logins, pws := env.Front.Logins(), env.Front.Passwords()
+	if len(logins) != 2 || logins[0].OK || logins[0].Message != pgfront.MsgTokenExpired || !logins[1].OK {
+		t.Fatalf("front saw %+v; want the expired token refused, then the retry accepted", logins)
+	}
+	if pws[0] == pws[1] {
+		t.Error("the retry sent the expired token again")
+	}
+	if n := env.Identity.RequestsFor(p); n != 2 {
+		t.Errorf("identity requests = %d, want 2 (the first token, the retry's)", n)
+	}
 }
