@@ -171,7 +171,11 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 // the server's refusal is returned (with a clock-skew hint when the server
 // said "expired" of a token whose exp is still ahead here). If no new token
 // can be had, the server's refusal is returned joined with the credential's
-// error.
+// error (or with token.ErrRefreshLimited while the cache rate-limits
+// refusal-driven refreshes). A token refused as expired that expired while
+// its login was in flight (it had time left when the login started) is
+// always retried once with a new token and never marked refused: the
+// connect was slow, nothing is misconfigured.
 func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Context, e *pqEntry) error) error {
 	tok, src, err := c.cache.Acquire(ctx)
 	if err != nil {

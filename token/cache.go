@@ -21,8 +21,9 @@ var ErrClosed = errors.New("pgentra: token cache closed")
 type Source int
 
 const (
-	// FromCache: the token was already cached when the call came in, so a login
-	// failure with it may be cured by [Cache.Invalidate] and one retry.
+	// FromCache: the token was already cached when the call came in (or a fetch
+	// brought back, from the credential's own cache, a token a server had refused),
+	// so a login failure with it may be cured by [Cache.Refresh] and one retry.
 	FromCache Source = iota
 	// Fetched: the token was obtained from the credential while this call waited, so
 	// it is as fresh as it gets and retrying with another one is pointless.
