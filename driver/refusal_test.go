@@ -166,6 +166,7 @@ func TestExpiredInFlightHint(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Message != errExpired.Message {
 		t.Errorf("error %v; want the server's refusal reachable", err)
 	}
+	t.Logf("error: %v", err)
 	if strings.Contains(err.Error(), secretMarker) {
 		t.Errorf("error leaks the token: %v", err)
 	}
