@@ -33,7 +33,10 @@ var ErrRefreshLimited = errors.New("pgentra: refused token not replaced: refusal
 //
 // What happens, in order:
 //   - If the cache holds a different token that is still valid (another caller has
-//     replaced refused meanwhile), that token is returned without a request.
+//     replaced refused meanwhile), that token is returned without a request — unless
+//     it is past its refresh point: then the refresh due is joined (or made) and its
+//     token returned, so that a retry after a slow login does not get a token about
+//     to expire; if that refresh fails, the cached token is returned.
 //   - If the cached token has expired (or there is none), a new one is fetched as
 //     [Cache.Acquire] would; a token that expired during the login is no sign of a
 //     misbehaving server and is not rate-limited.
@@ -95,9 +98,15 @@ func (c *Cache) Refresh(ctx context.Context, refused string) (azcore.AccessToken
 		if valid {
 			c.noteRefusalLocked(now)
 			if e.tok.Token != refused {
-				c.mu.Unlock()
-				c.emitPtr(reaped)
-				return e.tok, nil
+				if now.Before(e.refreshAt) {
+					c.mu.Unlock()
+					c.emitPtr(reaped)
+					return e.tok, nil
+				}
+				// Due for refresh: give the retry the refreshed token (the refresh in
+				// progress, or the one due now), not one about to expire that a slow
+				// connect would outlive too.
+				return c.dueRefreshLocked(ctx, e, refused, now, reaped)
 			}
 		}
 		if f := c.inflight; f != nil && !f.bypass && !broughtBack {
@@ -143,6 +152,29 @@ func (c *Cache) Refresh(ctx context.Context, refused string) (azcore.AccessToken
 		}
 		return tok, err
 	}
+}
+
+// dueRefreshLocked returns the token of the refresh due for e (joined if it runs,
+// else started unless the cache is backing off), or e's token, still valid, when there
+// is none or it fails for a reason other than ctx. c.mu must be held; it is released.
+func (c *Cache) dueRefreshLocked(ctx context.Context, e *entry, refused string, now time.Time, reaped *Event) (azcore.AccessToken, error) {
+	f, started, err := c.flightLocked(now, false)
+	c.mu.Unlock()
+	c.emitPtr(reaped)
+	if err != nil {
+		return e.tok, nil
+	}
+	if started {
+		c.launch(f, Event{Kind: FetchStart})
+	}
+	tok, _, err := c.wait(ctx, f)
+	if err != nil && ctx.Err() != nil {
+		return azcore.AccessToken{}, err
+	}
+	if err != nil || tok.Token == refused {
+		return e.tok, nil
+	}
+	return tok, nil
 }
 
 // refusalQuiet is how long, in back-off maxima, no refusal must be reported before the

@@ -187,3 +187,30 @@ func TestRefreshLimitCappedByTokenLifetime(t *testing.T) {
 		tok = next
 	}
 }
+
+// A retry after a refusal of an older token (one that expired while its
+// login was in flight, say) gets the refreshed token when the cached one is
+// past its refresh point, not one about to expire that a slow connect would
+// outlive too; if that refresh fails, the cached token is still valid and
+// returned.
+func TestRefreshOfOlderTokenGetsRefreshedOne(t *testing.T) {
+	c, cred, clock, _ := newTestCache(t)
+	ctx := context.Background()
+	old, _ := c.Token(ctx)
+	clock.Advance(2 * time.Hour) // old has expired
+	cur, _ := c.Token(ctx)
+	clock.Advance(56 * time.Minute) // cur is past its refresh point, valid for 4 more minutes
+	got, err := c.Refresh(ctx, old.Token)
+	if err != nil || got.Token == cur.Token || got.Token == old.Token {
+		t.Fatalf("Refresh(older token) past the refresh point = (%q, %v); want the refreshed token", got.Token, err)
+	}
+	if n := cred.calls.Load(); n != 3 || cred.opts[2].Claims != "" {
+		t.Fatalf("%d GetToken calls (%+v); want the refresh that was due, without claims", n, cred.opts)
+	}
+	clock.Advance(56 * time.Minute)
+	cred.setErr(errors.New("identity endpoint down"))
+	again, err := c.Refresh(ctx, cur.Token)
+	if err != nil || again.Token != got.Token {
+		t.Fatalf("Refresh(older token) when the due refresh fails = (%q, %v); want the still valid cached token", again.Token, err)
+	}
+}
