@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -377,9 +378,17 @@ func (c *Connector) userFor(ctx context.Context, tok azcore.AccessToken) (string
 	return *c.user.Load(), nil
 }
 
+// tokenError explains a failure to get a token. When the caller's context
+// ended the wait, the cache's error says so already; for a credential
+// pgentra built, the identity endpoint's last answer to a failed request
+// (if any) is added, with its hint.
 func (c *Connector) tokenError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return err // the caller gave up; the cache's error already says so
+		n, ok := c.cred.(*namedCredential)
+		if !ok || n.last.get() == "" {
+			return err
+		}
+		return newTokenError(c.cred, c.credKind, &waitError{err: err, last: n.last.get()})
 	}
 	return newTokenError(c.cred, c.credKind, err)
 }
@@ -388,12 +397,51 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 	if user == "" || ctx.Err() != nil {
 		return err // user derivation failed, or ctx ended: already explained
 	}
-	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, hintInput{User: user, Given: !c.deriveUser, Scope: c.scope, Token: tok.Token, Port: c.base.Port, Host: c.base.Host, TLS: c.tls}), Err: err}
+	in := hintInput{User: user, Given: !c.deriveUser, Scope: c.scope, Token: tok.Token, Port: c.base.Port, Host: c.base.Host, TLS: c.tls}
+	if in.Given && isNoRole(err) {
+		in.TokenRole = c.tokenRole(ctx, tok)
+	}
+	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Err: err}
+	le.setHint(diagnose(err, in))
 	c.expiryHint(le, tok.Token)
 	if c.explicit {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
 	}
 	return le
+}
+
+// tokenRoleWait bounds the lookup of the token's role for a hint: the login
+// has failed already, the hint must not hold its error back for long.
+const tokenRoleWait = 15 * time.Second
+
+// tokenRole is the role tok maps to, for the hint of a refused given user:
+// the name in the token, else, for a credential pgentra built, the
+// Connector's management-scope user lookup (memoised per identity; the one
+// call site of that lookup for hints); "" when neither says.
+func (c *Connector) tokenRole(ctx context.Context, tok azcore.AccessToken) string {
+	claims, name, err := nameInToken(tok)
+	if err != nil || name != "" || claims.IdentityType == "user" {
+		return name
+	}
+	// Only with a credential pgentra built: a custom one may serve one
+	// scope only, and a refused pool must not call it twice per refusal.
+	if _, ok := c.cred.(*namedCredential); !ok {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, tokenRoleWait)
+	defer cancel()
+	name, err = c.lookup.name(ctx, claims, c.cred, c.credKind, c.mgmtScope)
+	if err != nil {
+		return ""
+	}
+	return name
+}
+
+// isNoRole reports a refusal because no role of that name maps to the
+// token's identity (28P01).
+func isNoRole(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && (pe.Code == "28P01" || strings.HasPrefix(pe.Message, pgPasswordFail))
 }
 
 // TokenCache returns the cache the Connector takes its tokens from: hand its

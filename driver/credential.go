@@ -1,13 +1,16 @@
 package driver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/pgentra/pgentra/token"
 )
@@ -34,6 +37,8 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 	}
 	noDiscovery := o.disableInstanceDiscovery
 	info := describeCredential(s, getenv)
+	last := &lastAnswer{}
+	co.PerRetryPolicies = append(append([]policy.Policy(nil), co.PerRetryPolicies...), last)
 	wrap := func(cred azcore.TokenCredential, err error) (azcore.TokenCredential, error) {
 		if err != nil {
 			if errors.As(err, new(*ConfigError)) {
@@ -41,7 +46,7 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 			}
 			return nil, fmt.Errorf("pgentra: building the %s (azure_credential=%s): %w", info.what, s.credential, err)
 		}
-		return &namedCredential{TokenCredential: cred, info: info}, nil
+		return &namedCredential{TokenCredential: cred, info: info, last: last}, nil
 	}
 	unwrapped := func(cred azcore.TokenCredential, err error) (azcore.TokenCredential, error) {
 		if err != nil {
@@ -205,10 +210,12 @@ func firstNonEmpty(v ...string) string {
 // TokenError is a failure to get an access token from the credential: no
 // login was attempted. Its message names the credential by what it is
 // ("managed identity (client id …)", "DefaultAzureCredential chain", "Azure
-// CLI (az)"), the DSN key or variable that picked the identity, and how to
-// check that identity; it never holds a token or a secret. Unwrap gives the
-// token cache's error, so errors.Is works for context errors and
-// token.ErrClosed, and errors.As for azidentity's error types.
+// CLI (az)"), the credential's answer in brief (the identity endpoint's
+// HTTP status and message), a one-line hint and a link to the
+// troubleshooting page; it never holds a token or a secret. Unwrap gives the
+// token cache's error, whose text has the credential's full answer, so
+// errors.Is works for context errors and token.ErrClosed, and errors.As for
+// azidentity's error types.
 type TokenError struct {
 	// Credential says what the credential is, e.g.
 	// `managed identity (client id 1b2c…)`.
@@ -216,20 +223,57 @@ type TokenError struct {
 	// IdentityKey is the DSN key (or environment variable) that named the
 	// identity, e.g. "azure_client_id"; "" when none did.
 	IdentityKey string
-	// Hint says what to check.
+	// Hint says in full what to check and how (the commands to run). Error()
+	// gives only its first line and a link to the troubleshooting page.
 	Hint string
 	// Err is the error from the token cache and the credential.
 	Err error
+
+	summary string // the one-line hint Error() shows; "" → Hint
+	anchor  anchor // the troubleshooting page's section; "" → none
 }
 
-// Error names the credential once, then the cause and the hint. The word
-// "pgentra:" appears once: the token cache's own prefix is dropped.
+// Error names the credential, then the cause in brief, a one-line hint and
+// a link to the troubleshooting page. "pgentra:" appears once: the cause is
+// the credential's own error, found inside the token cache's (which says
+// "pgentra:" itself); when the cache's error has none (it is closed, or a
+// fetch timed out), that error leads and the credential follows in
+// brackets.
 func (e *TokenError) Error() string {
-	msg := "pgentra: " + e.Credential + ": " + strings.ReplaceAll(errorText(e.Err), "pgentra: ", "")
-	if e.Hint != "" {
-		msg += "; hint: " + e.Hint
+	var w *waitError
+	if errors.As(e.Err, &w) {
+		return "pgentra: " + e.Credential + ": " + briefCause(e.Err) + hintLine(e.summary, e.Hint, e.anchor)
 	}
-	return msg
+	if inner := credentialCause(e.Err); inner != nil {
+		return "pgentra: " + e.Credential + ": " + briefCause(inner) + hintLine(e.summary, e.Hint, e.anchor)
+	}
+	return errorText(e.Err) + " [" + e.Credential + "]" + hintLine(e.summary, e.Hint, e.anchor)
+}
+
+// credentialCause is the outermost error inside err that pgentra did not
+// make (its text does not start with "pgentra:") and is no context error:
+// the credential's own; nil when there is none.
+func credentialCause(err error) error {
+	if err == nil {
+		return nil
+	}
+	if !strings.HasPrefix(err.Error(), "pgentra: ") {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil
+		}
+		return err
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return credentialCause(u.Unwrap())
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if c := credentialCause(e); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
 }
 
 // Unwrap returns the token cache's error.
@@ -254,6 +298,7 @@ type credentialInfo struct {
 type namedCredential struct {
 	azcore.TokenCredential
 	info credentialInfo
+	last *lastAnswer // what its endpoint last answered to a failed request
 }
 
 // Unwrap returns the azidentity credential.
@@ -347,10 +392,115 @@ func (i credentialInfo) hint() string {
 // WithCredential, or nil when the Connector got a token cache from
 // WithTokenCache. credKind is the Connector's name for it.
 func newTokenError(cred azcore.TokenCredential, credKind string, err error) *TokenError {
+	te := &TokenError{Credential: credentialName(cred, credKind), Err: err}
+	var info credentialInfo
 	if n, ok := cred.(*namedCredential); ok {
-		return &TokenError{Credential: n.info.what, IdentityKey: n.info.idKey, Hint: n.info.hint(), Err: err}
+		info = n.info
+		te.IdentityKey = info.idKey
 	}
-	return &TokenError{Credential: credentialName(cred, credKind), Err: err}
+	h := tokenHint(info, credKind, err)
+	te.Hint, te.summary, te.anchor = h.full, h.summary, h.anchor
+	return te
+}
+
+// noCredentialHint explains a DefaultAzureCredential chain in which nothing
+// works: the program does not run on Azure compute (or its identity
+// endpoint does not answer) and no developer tool is signed in.
+const noCredentialHint = "nothing in the DefaultAzureCredential chain could get a token: this does not look like Azure compute with a managed identity (its identity endpoint did not answer) and no developer sign-in was found. " +
+	"On a developer machine run `az login` (or `azd auth login`) and set azure_credential=azure_cli (or azure_developer_cli); " +
+	"a service principal needs azure_credential=client_secret or client_certificate; with the emulator, run `source env.sh` first; " +
+	"on Azure, check that the compute has a managed identity"
+
+// tokenHint says what to check when a token can't be had from a credential
+// described by info (zero for a credential pgentra did not build).
+func tokenHint(info credentialInfo, credKind string, err error) hint {
+	text := errorText(err)
+	var afe *azidentity.AuthenticationFailedError
+	status := 0
+	if errors.As(err, &afe) && afe.RawResponse != nil {
+		status = afe.RawResponse.StatusCode
+	}
+	unreachable := endpointUnreachable(err)
+	chain := info.compute && credKind != credManagedIdentity
+	switch {
+	case strings.Contains(text, "Unable to load the proper Managed Identity"), strings.Contains(text, "Identity not found"),
+		info.compute && status == 400:
+		summary := "is a managed identity assigned to this compute?"
+		if info.idKey != "" {
+			summary = "is the identity " + info.idKey + " names assigned to this compute?"
+		}
+		return hint{summary, firstNonEmpty(info.hint(), "assign a managed identity to this compute, or name one that is with azure_client_id"), anchorNotAssigned}
+	case credKind == credAzureCLI || credKind == credAzureDeveloperCLI:
+		return hint{"run `az login` (or `azd auth login`), or check that az / azd is on PATH",
+			"the developer CLI could not give a token: sign in with `az login` (azure_cli) or `azd auth login` (azure_developer_cli), check that the tool is on this program's PATH, and that azure_tenant_id, if set, is a tenant the signed-in account belongs to", anchorDeveloperCLI}
+	case chain && (unreachable || strings.Contains(text, "Attempted credentials:")):
+		return hint{"not on Azure compute? run `az login` and set azure_credential=azure_cli", noCredentialHint, anchorNoCredential}
+	case unreachable:
+		return hint{"the managed identity endpoint did not answer: is this Azure compute?",
+			"the managed identity endpoint (IMDS, or App Service's IDENTITY_ENDPOINT) did not answer; it retries for about 100 s before it gives up: check that this program runs on Azure compute with a managed identity, " +
+				"and that nothing (a proxy, a firewall, HTTP_PROXY without NO_PROXY for 169.254.169.254) stands in the way; elsewhere, use azure_credential=azure_cli or a service principal", anchorEndpoint}
+	}
+	return hint{"the credential's token request failed: see its answer", firstNonEmpty(info.hint(), "the credential's answer says why the token request failed (its text is in the wrapped error)"), anchorTokenRequest}
+}
+
+// endpointUnreachable reports a token request that got no answer: the
+// recorded last answer says so, or the credential's error does.
+func endpointUnreachable(err error) bool {
+	var w *waitError
+	if errors.As(err, &w) && strings.HasPrefix(w.last, noAnswer) {
+		return true
+	}
+	text := errorText(err)
+	for _, s := range []string{"connection refused", "no response from the IMDS endpoint", "i/o timeout", "no such host", "network is unreachable"} {
+		if strings.Contains(text, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// briefCause is a token error's cause in a line: the identity endpoint's
+// HTTP status and message, or the first line of the error; the full text
+// stays in the error TokenError wraps.
+func briefCause(err error) string {
+	var w *waitError
+	if errors.As(err, &w) {
+		return "no token before the caller's deadline (" + contextText(err) + "); the identity endpoint's last answer: " + w.last
+	}
+	var afe *azidentity.AuthenticationFailedError
+	if errors.As(err, &afe) && afe.RawResponse != nil {
+		kind := afe.Error()
+		if i := strings.IndexAny(kind, " :"); i > 0 {
+			kind = kind[:i]
+		}
+		return kind + ": " + answerOf(afe.RawResponse)
+	}
+	text := errorText(err)
+	if i := strings.Index(text, "Attempted credentials:"); i >= 0 {
+		return strings.TrimSpace(text[:i]) + " (no credential in the chain could get a token)"
+	}
+	if i := strings.IndexByte(text, '\n'); i >= 0 {
+		text = strings.TrimSpace(text[:i])
+	}
+	return shorten(text, 160)
+}
+
+func contextText(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return context.DeadlineExceeded.Error()
+	}
+	return context.Canceled.Error()
+}
+
+// shorten cuts s to at most n bytes (at a rune boundary), marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // credentialName names the Connector's credential by what it is, for

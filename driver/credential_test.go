@@ -112,9 +112,9 @@ func TestTokenErrorNamesTheIdentity(t *testing.T) {
 			if te.IdentityKey != tt.key {
 				t.Errorf("IdentityKey = %q, want %q", te.IdentityKey, tt.key)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error lacks %q:\n%s", w, msg)
+			for _, w := range tt.want { // the message names the credential, the Hint field says how to check it
+				if !strings.Contains(msg+"\n"+te.Hint, w) {
+					t.Errorf("error and hint lack %q:\n%s\n%s", w, msg, te.Hint)
 				}
 			}
 			if n := strings.Count(msg, "pgentra:"); n != 1 {

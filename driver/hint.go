@@ -19,19 +19,34 @@ type LoginError struct {
 	User      string // the role pgentra logged in as
 	Derived   bool   // User was derived from the token, not given
 	Principal string // the token's identity: oid, upn, appid (never the token)
-	Hint      string
-	Err       error
+	// Hint is the full explanation: the likely cause, how to check it and the
+	// fix, with the SQL or commands to run. Error() gives only its first line
+	// and a link to the troubleshooting page.
+	Hint string
+	Err  error
+
+	summary string // the one-line hint Error() shows; "" → Hint
+	anchor  anchor // the troubleshooting page's section; "" → none
 }
 
-// Error gives the role, how it was chosen, the token's identity (never the
-// token), the server's error and the hint.
+// Error gives the role, the server's error, a one-line hint and a link to
+// the troubleshooting page's section (never the token). The full hint is
+// in Hint.
 func (e *LoginError) Error() string {
-	how := "given"
-	if e.Derived {
-		how = "derived from the token"
-	}
-	return fmt.Sprintf("pgentra: login as %q (%s; token for %s) failed: %v; hint: %s", e.User, how, e.Principal, e.Err, e.Hint)
+	return "pgentra: " + e.frame() + ": " + errorText(e.Err) + hintLine(e.summary, e.Hint, e.anchor)
 }
+
+// frame says what failed: the login, or, once the server accepted the token
+// (a database that does not exist), the connection.
+func (e *LoginError) frame() string {
+	if e.anchor == anchorNoDatabase {
+		return fmt.Sprintf("connecting as %q (the token was accepted)", e.User)
+	}
+	return fmt.Sprintf("login as %q", e.User)
+}
+
+// setHint sets the full hint, its one-line summary and its section.
+func (e *LoginError) setHint(h hint) { e.Hint, e.summary, e.anchor = h.full, h.summary, h.anchor }
 
 // Unwrap returns the server's error.
 func (e *LoginError) Unwrap() error { return e.Err }
@@ -62,6 +77,9 @@ type hintInput struct {
 	Token string // the access token sent (only its claims are read; never quoted)
 	Port  uint16 // the server port dialed (the first host's)
 	Host  string // the server's name (the first host's)
+	// TokenRole is the role the token maps to when the token names no one
+	// (the management-scope lookup's answer); "" when unknown.
+	TokenRole string
 	// TLS is set when pgentra verified the connection as verify-full
 	// although its string asked for less.
 	TLS tlsUpgrade
@@ -90,10 +108,70 @@ const (
 // regions; China regions and some read replicas still the older DigiCert root).
 const azureRoots = "DigiCert Global Root G2, DigiCert Global Root CA and Microsoft RSA Root CA 2017"
 
-// loginHint maps a failed login to its likely cause and fix. Azure's messages are
+// troubleshootingURL is the troubleshooting page; an anchor names its section.
+const troubleshootingURL = "https://github.com/pgentra/pgentra/blob/main/docs/troubleshooting.md"
+
+// anchor is a section of the troubleshooting page (its heading's slug). The
+// page's headings are a contract: an anchor used here must be one of them.
+type anchor string
+
+// The troubleshooting page's sections that errors link to.
+const (
+	anchorNoCredential     anchor = "no-credential-available"
+	anchorEndpoint         anchor = "identity-endpoint-unreachable"
+	anchorNotAssigned      anchor = "managed-identity-not-assigned"
+	anchorDeveloperCLI     anchor = "developer-cli-not-signed-in"
+	anchorTokenRequest     anchor = "token-request-failed"
+	anchorNoRole           anchor = "password-authentication-failed"
+	anchorWrongUser        anchor = "user-is-not-the-tokens-role"
+	anchorExpired          anchor = "token-expired"
+	anchorExpiredInFlight  anchor = "token-expired-in-flight"
+	anchorClockSkew        anchor = "clock-skew"
+	anchorAudience         anchor = "wrong-audience"
+	anchorInvalidFormat    anchor = "invalid-token-format"
+	anchorValidation       anchor = "token-validation-error"
+	anchorTokenType        anchor = "token-type-does-not-match-role"
+	anchorNoDatabase       anchor = "database-does-not-exist"
+	anchorCertificate      anchor = "certificate-verification-failed"
+	anchorPlainText        anchor = "plain-text-refused"
+	anchorPgBouncer        anchor = "pgbouncer"
+	anchorListenerRefused  anchor = "listener-refused"
+)
+
+// url is the link to the section.
+func (a anchor) url() string { return troubleshootingURL + "#" + string(a) }
+
+// hint is what an error says about its likely cause: one line for Error(),
+// the full explanation for the Hint field, and the section that explains it.
+type hint struct {
+	summary string
+	full    string
+	anchor  anchor
+}
+
+// hintLine is the end of an error message: "; hint: <one line> (see <link>)".
+// summary falls back to full when empty.
+func hintLine(summary, full string, a anchor) string {
+	if summary == "" {
+		summary = full
+	}
+	s := ""
+	if summary != "" {
+		s = "; hint: " + summary
+	}
+	if a != "" {
+		s += " (see " + a.url() + ")"
+	}
+	return s
+}
+
+// loginHint is the full hint for a failed login (diagnose).
+func loginHint(err error, in hintInput) string { return diagnose(err, in).full }
+
+// diagnose maps a failed login to its likely cause and fix. Azure's messages are
 // recognised by the fixed parts of their text, never by words that could be part of
 // a role name; the SQL it suggests quotes the role as a string literal.
-func loginHint(err error, in hintInput) string {
+func diagnose(err error, in hintInput) hint {
 	var pe *pq.Error
 	if !errors.As(err, &pe) {
 		return transportHint(err, in)
@@ -107,42 +185,63 @@ func loginHint(err error, in hintInput) string {
 	}
 	switch {
 	case hasPrefixFold(msg, azExpired):
-		return "the server saw an expired token: check this machine's clock (NTP) — pgentra fetches a refreshed token by itself before expiry and retries a refused cached token once with a new one, so an expired token that persists means the clocks disagree"
+		return hint{"check this machine's clock (NTP)", "the server saw an expired token: check this machine's clock (NTP) — pgentra fetches a refreshed token by itself before expiry and retries a refused cached token once with a new one, so an expired token that persists means the clocks disagree", anchorExpired}
 	case hasPrefixFold(msg, azAudience):
-		return audienceHint(msg, in)
+		return hint{"check azure_scope", audienceHint(msg, in), anchorAudience}
 	case hasPrefixFold(msg, azInvalidFormat):
-		return "the password the server got was not an Entra access token as issued: if pgentra made this connection, check the credential passed with WithCredential; a static password, a truncated or quoted token, or a program that opened the database with \"postgres\" (sql.Open, GORM without DriverName \"pgentra\") instead of \"pgentra\" send something else"
+		return hint{`not an Entra token: open the database with driver "pgentra"`, "the password the server got was not an Entra access token as issued: if pgentra made this connection, check the credential passed with WithCredential; a static password, a truncated or quoted token, or a program that opened the database with \"postgres\" (sql.Open, GORM without DriverName \"pgentra\") instead of \"pgentra\" send something else", anchorInvalidFormat}
 	case hasPrefixFold(msg, azValidation):
-		return "the server could not validate the token (Azure does not say which check failed): check that the identity is in the server's Entra tenant (azure_tenant_id or AZURE_TENANT_ID for the CLI and service principals), that the token comes from the server's cloud and authority (azure_scope for sovereign clouds), that this machine's clock is right (NTP); also that the sign-in used MFA for a role created with isMfa, and that a user's token is not used for a role created as 'service'"
+		return hint{"check the tenant, the cloud and the clock", "the server could not validate the token (Azure does not say which check failed): check that the identity is in the server's Entra tenant (azure_tenant_id or AZURE_TENANT_ID for the CLI and service principals), that the token comes from the server's cloud and authority (azure_scope for sovereign clouds), that this machine's clock is right (NTP); also that the sign-in used MFA for a role created with isMfa, and that a user's token is not used for a role created as 'service'", anchorValidation}
 	case hasPrefixFold(msg, azSPUserRole):
-		return fmt.Sprintf("the role was created as a user, but a service principal's (app) token can only log in to a role of type 'service': as an Entra administrator, in the postgres database, drop role %s and recreate it with select * from pgaadauth_create_principal_with_oid(%s, %s, 'service', false, false); (for a user's token the type is 'user')", quoteIdent(in.User), role, oid)
+		return hint{"recreate the role as type 'service'", fmt.Sprintf("the role was created as a user, but a service principal's (app) token can only log in to a role of type 'service': as an Entra administrator, in the postgres database, drop role %s and recreate it with select * from pgaadauth_create_principal_with_oid(%s, %s, 'service', false, false); (for a user's token the type is 'user')", quoteIdent(in.User), role, oid), anchorTokenType}
 	case (hasPrefixFold(msg, azEntraUserTok) || hasPrefixFold(msg, azOldUserTok)) && hasSuffixFold(msg, azMIUserRole):
-		return fmt.Sprintf("the role was created as a user (or a user administrator), but a managed identity's token is an app token and needs a role of type 'service': as an Entra administrator, in the postgres database, drop role %s and recreate it with select * from pgaadauth_create_principal_with_oid(%s, %s, 'service', false, false); (or pgaadauth_create_principal with the identity's name)", quoteIdent(in.User), role, oid)
+		return hint{"recreate the role as type 'service'", fmt.Sprintf("the role was created as a user (or a user administrator), but a managed identity's token is an app token and needs a role of type 'service': as an Entra administrator, in the postgres database, drop role %s and recreate it with select * from pgaadauth_create_principal_with_oid(%s, %s, 'service', false, false); (or pgaadauth_create_principal with the identity's name)", quoteIdent(in.User), role, oid), anchorTokenType}
 	case strings.HasPrefix(msg, pgNoHBA) && (strings.HasSuffix(msg, "no encryption") || strings.HasSuffix(msg, "SSL off")):
-		return "the server requires an encrypted connection and this one was not: use sslmode=verify-full (pgentra's default when sslmode is not set) instead of sslmode=disable, allow or prefer"
+		return hint{"use sslmode=verify-full", "the server requires an encrypted connection and this one was not: use sslmode=verify-full (pgentra's default when sslmode is not set) instead of sslmode=disable, allow or prefer", anchorPlainText}
 	case pe.Code == "08P01" && strings.Contains(msg, bouncerPartial),
 		strings.HasPrefix(msg, bouncerPassword):
-		return bouncerHint(in)
+		return hint{"PgBouncer refused the token's length: connect to port 5432", bouncerHint(in), anchorPgBouncer}
+	case pe.Code == "3D000":
+		return hint{"set dbname (or PGDATABASE) to an existing database", noDatabaseHint, anchorNoDatabase}
 	case pe.Code == "28P01" || strings.HasPrefix(msg, pgPasswordFail):
 		return noRoleHint(in, claims, role)
 	case pe.Code == "28000" && strings.HasPrefix(msg, `role "`) && strings.HasSuffix(msg, `" is not permitted to log in`):
-		return fmt.Sprintf("role %s exists but has NOLOGIN: if it is an Entra group's role, group logins were turned off (ALTER ROLE ... NOLOGIN); with pgaadauth.enable_group_sync on, members log in with their own role name instead (select * from pgaadauth_sync_roles_for_group_members();)", quoteIdent(in.User))
+		return hint{"the role has NOLOGIN", fmt.Sprintf("role %s exists but has NOLOGIN: if it is an Entra group's role, group logins were turned off (ALTER ROLE ... NOLOGIN); with pgaadauth.enable_group_sync on, members log in with their own role name instead (select * from pgaadauth_sync_roles_for_group_members();)", quoteIdent(in.User)), anchorNoRole}
 	case codeClass(pe) == "28":
-		return "the server refused the identity: check that the server has Entra authentication enabled (az postgres flexible-server update --microsoft-entra-auth Enabled) and that a role maps to this identity (select * from pgaadauth_list_principals(false); in the postgres database)"
+		return hint{"check Entra authentication and this identity's role", "the server refused the identity: check that the server has Entra authentication enabled (az postgres flexible-server update --microsoft-entra-auth Enabled) and that a role maps to this identity (select * from pgaadauth_list_principals(false); in the postgres database)", anchorNoRole}
 	}
-	return "see the server's message"
+	return hint{full: "see the server's message"}
 }
 
-// noRoleHint explains a 28P01: no role named in.User maps to the token's identity.
-func noRoleHint(in hintInput, claims token.Claims, role string) string {
-	derived := claims.PrincipalName()
-	switch {
-	case in.Given && derived != "" && derived != in.User:
-		return fmt.Sprintf("role %s does not map to this token's identity; this token's identity maps to role %q (its name in the token): set user=%s, or leave user out and pgentra derives it (if that role does not exist yet, an Entra administrator creates it: select * from pgaadauth_create_principal(%s, false, false);); if %s is an Entra group's role, this identity must be a direct member of the group", quoteIdent(in.User), derived, derived, sqlString(derived), quoteIdent(in.User))
-	case in.Given && derived == "":
-		return fmt.Sprintf("role %s does not map to this token's identity (%s): check which role does, as an Entra administrator in the postgres database: select * from pgaadauth_list_principals(false); and compare its objectId with the token's oid; set user to that role, or create one with select * from pgaadauth_create_principal(%s, false, false); (if %s is an Entra group's role, this identity must be a direct member of the group)", quoteIdent(in.User), describe(claims), role, quoteIdent(in.User))
+// noDatabaseHint explains 3D000: the token was accepted, the database name is wrong.
+const noDatabaseHint = "the server accepted the token but has no database of that name: set dbname in the connection string " +
+	"(or PGDATABASE when it names none; without either, the database is the user's name) to an existing database; " +
+	"list them with psql \"host=... user=... sslmode=verify-full\" -l, or select datname from pg_database; " +
+	"on Azure, create one with az postgres flexible-server db create"
+
+// noRoleHint explains a 28P01: no role named in.User maps to the token's
+// identity. With a given user, the role this token maps to (its name in the
+// token, or in.TokenRole from the management-scope lookup) is named; a role
+// named after the given user is never suggested, since that user may be
+// someone else's role.
+func noRoleHint(in hintInput, claims token.Claims, role string) hint {
+	name := claims.PrincipalName()
+	if name == "" {
+		name = in.TokenRole
 	}
-	return fmt.Sprintf("no role named %s maps to this identity; an Entra administrator must run, in the postgres database: select * from pgaadauth_create_principal(%s, false, false); and the DSN's user must be that role name (if %s is an Entra group's role, this identity must be a direct member of the group)", quoteIdent(in.User), role, quoteIdent(in.User))
+	switch {
+	case in.Given && name != "" && name != in.User:
+		return hint{fmt.Sprintf("this token maps to role %q: set user to it", name),
+			fmt.Sprintf("role %s does not map to this token's identity; this token's identity maps to role %q: set user=%s, or leave user out and pgentra derives it (if that role does not exist yet, an Entra administrator creates it: select * from pgaadauth_create_principal(%s, false, false);); if %s is an Entra group's role, this identity must be a direct member of the group", quoteIdent(in.User), name, name, sqlString(name), quoteIdent(in.User)),
+			anchorWrongUser}
+	case in.Given && name == "":
+		return hint{fmt.Sprintf("role %q does not map to this token's identity", in.User),
+			fmt.Sprintf("role %s does not map to this token's identity (%s): find the role that does, as an Entra administrator in the postgres database: select * from pgaadauth_list_principals(false); and compare its objectId with the token's oid; set user to that role, or, if there is none, have the administrator create this identity's role with pgaadauth_create_principal (a managed identity's role is named after the identity, a service principal's after its app; leave user out and pgentra derives a managed identity's name) (if %s is an Entra group's role, this identity must be a direct member of the group)", quoteIdent(in.User), describe(claims), quoteIdent(in.User)),
+			anchorWrongUser}
+	}
+	return hint{fmt.Sprintf("no role %q for this identity: create it with pgaadauth_create_principal", in.User),
+		fmt.Sprintf("no role named %s maps to this identity; an Entra administrator must run, in the postgres database: select * from pgaadauth_create_principal(%s, false, false); and the DSN's user must be that role name (if %s is an Entra group's role, this identity must be a direct member of the group)", quoteIdent(in.User), role, quoteIdent(in.User)),
+		anchorNoRole}
 }
 
 // bouncerHint explains PgBouncer refusing a long password (an Entra token).
@@ -196,17 +295,17 @@ func databaseScopeOf(resource string) (string, bool) {
 // When pgentra verified a connection its string asked to verify less
 // (in.TLS), a failed verification also says why it did and how to add
 // roots.
-func transportHint(err error, in hintInput) string {
+func transportHint(err error, in hintInput) hint {
 	h, verification := transportCause(err)
 	if verification && in.TLS.from != "" {
-		h += "; " + in.TLS.hint()
+		h.full += "; " + in.TLS.hint()
 	}
 	return h
 }
 
 // transportCause explains a dial or TLS failure, and reports whether the
 // server's certificate failed verification.
-func transportCause(err error) (hint string, verification bool) {
+func transportCause(err error) (h hint, verification bool) {
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
 	var ce x509.CertificateInvalidError
@@ -215,15 +314,15 @@ func transportCause(err error) (hint string, verification bool) {
 	msg := err.Error()
 	switch {
 	case errors.As(err, &ua) || strings.Contains(msg, "certificate signed by unknown authority"):
-		return "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA", true
+		return hint{"set sslrootcert to the server's CA (Azure's roots) or install the system roots", "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA", anchorCertificate}, true
 	case errors.As(err, &he) || strings.Contains(msg, "certificate is valid for"):
-		return "the server's TLS certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name", true
+		return hint{"connect by the server's name (or hostaddr=<ip> with host=<name>)", "the server's TLS certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name", anchorCertificate}, true
 	case errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist), strings.Contains(msg, "couldn't parse pem from sslrootcert"):
-		return "the sslrootcert file cannot be used: point sslrootcert at a PEM file holding " + azureRoots + ", or leave it out to use the system roots", false
+		return hint{"fix sslrootcert (a PEM file) or leave it out", "the sslrootcert file cannot be used: point sslrootcert at a PEM file holding " + azureRoots + ", or leave it out to use the system roots", anchorCertificate}, false
 	case errors.As(err, &ce) || errors.As(err, &ve):
-		return "the server's TLS certificate failed verification (see the error): check its validity dates and this machine's clock", true
+		return hint{"check the certificate's dates and this machine's clock", "the server's TLS certificate failed verification (see the error): check its validity dates and this machine's clock", anchorCertificate}, true
 	}
-	return "the server could not be reached or the TLS handshake failed; check host, port, sslmode and sslrootcert", false
+	return hint{full: "the server could not be reached or the TLS handshake failed; check host, port, sslmode and sslrootcert"}, false
 }
 
 // resourceIn returns the resource Azure's wrong-audience message names ("" when it

@@ -181,10 +181,15 @@ func TestFreshTokenRefusedIsNotRetried(t *testing.T) {
 	if !errors.As(err, &le) {
 		t.Fatalf("error %T is not a *LoginError", err)
 	}
-	for _, must := range []string{"pgaadauth_create_principal('norole-app'", "oid=7a6b5c4d", "appid=3f2e1d0c"} {
-		if !strings.Contains(err.Error(), must) {
-			t.Errorf("error %q lacks %q", err, must)
+	// A given user the token does not name: the hint says how to find the
+	// identity's role, never to create one named after the given user.
+	for _, must := range []string{"pgaadauth_list_principals", "oid=7a6b5c4d", "appid=3f2e1d0c"} {
+		if !strings.Contains(le.Hint, must) {
+			t.Errorf("hint %q lacks %q", le.Hint, must)
 		}
+	}
+	if strings.Contains(le.Hint, "pgaadauth_create_principal('norole-app'") {
+		t.Errorf("hint suggests creating the given user's role: %q", le.Hint)
 	}
 	if strings.Contains(err.Error(), secretMarker) {
 		t.Errorf("error leaks the token: %v", err)

@@ -341,8 +341,8 @@ func TestListenerRefusedLogin(t *testing.T) {
 	if !errors.As(first.err, &le2) {
 		t.Fatalf("attempt failed with %T %v, want a *LoginError", first.err, first.err)
 	}
-	if !strings.Contains(first.err.Error(), "pgaadauth_create_principal") {
-		t.Errorf("no hint in %v", first.err)
+	if !strings.Contains(le2.Hint, "pgaadauth_create_principal") || !strings.Contains(first.err.Error(), "#user-is-not-the-tokens-role") {
+		t.Errorf("no hint in %v (hint: %s)", first.err, le2.Hint)
 	}
 	l.Close()
 	attempts := ev.count(pq.ListenerEventConnectionAttemptFailed)

@@ -96,11 +96,11 @@ func skewHint(err error, tok string, now time.Time) string {
 func (c *Connector) expiryHint(le *LoginError, tok string) {
 	var x *inFlightExpiry
 	if errors.As(le.Err, &x) {
-		le.Hint = x.hint()
+		le.setHint(hint{"a slow connect outlived the token", x.hint(), anchorExpiredInFlight})
 		return
 	}
 	if h := skewHint(le.Err, tok, time.Now()); h != "" {
-		le.Hint = h
+		le.setHint(hint{"clock skew: check time synchronisation here", h, anchorClockSkew})
 	}
 }
 
