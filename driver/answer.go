@@ -11,8 +11,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 )
 
-// noAnswer starts a recorded answer when the request got none.
-const noAnswer = "no answer"
+// answer is a recorded outcome of a failed token request.
+type answer struct {
+	text     string // "HTTP 400: <message>", or the transport's error ("connection refused")
+	noAnswer bool   // the request got no HTTP answer
+}
 
 // lastAnswer keeps, for a credential pgentra built, what the identity
 // endpoint (or Entra) last answered to a failed token request: its HTTP
@@ -20,16 +23,15 @@ const noAnswer = "no answer"
 // ends a token wait gets it in the error: azidentity retries for about
 // 100 s and says nothing until it gives up. Never a token: a successful
 // answer clears it, and only the error fields of a failed one are read.
-type lastAnswer struct{ p atomic.Pointer[string] }
+type lastAnswer struct{ p atomic.Pointer[answer] }
 
-func (l *lastAnswer) get() string {
+// get is the last failed request's outcome; nil when the last request
+// worked or none failed.
+func (l *lastAnswer) get() *answer {
 	if l == nil {
-		return ""
+		return nil
 	}
-	if s := l.p.Load(); s != nil {
-		return *s
-	}
-	return ""
+	return l.p.Load()
 }
 
 // Do is the per-retry policy that records each attempt's outcome.
@@ -37,11 +39,9 @@ func (l *lastAnswer) Do(req *policy.Request) (*http.Response, error) {
 	resp, err := req.Next()
 	switch {
 	case err != nil:
-		s := fmt.Sprintf("%s from %s (%s)", noAnswer, req.Raw().URL.Host, lastPart(err.Error()))
-		l.p.Store(&s)
+		l.p.Store(&answer{text: lastPart(err.Error()), noAnswer: true})
 	case resp.StatusCode >= 400:
-		s := answerOf(resp)
-		l.p.Store(&s)
+		l.p.Store(&answer{text: answerOf(resp)})
 	default:
 		l.p.Store(nil)
 	}
@@ -62,9 +62,6 @@ func lastPart(s string) string {
 // "error_description" up to its first line or sentence, or "error").
 func answerOf(resp *http.Response) string {
 	s := fmt.Sprintf("HTTP %d", resp.StatusCode)
-	if resp.Request != nil {
-		s += " from " + resp.Request.URL.Host
-	}
 	body, err := runtime.Payload(resp)
 	if err != nil {
 		return s
@@ -100,11 +97,19 @@ func answerOf(resp *http.Response) string {
 // context.DeadlineExceeded works).
 type waitError struct {
 	err  error
-	last string
+	last answer
 }
 
 func (w *waitError) Error() string {
-	return w.err.Error() + " (the identity endpoint's last answer: " + w.last + ")"
+	return w.err.Error() + " (" + w.last.String() + ")"
+}
+
+// String says what the endpoint last answered.
+func (a answer) String() string {
+	if a.noAnswer {
+		return "no answer: " + a.text
+	}
+	return "last answer: " + a.text
 }
 
 func (w *waitError) Unwrap() error { return w.err }

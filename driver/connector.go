@@ -385,10 +385,14 @@ func (c *Connector) userFor(ctx context.Context, tok azcore.AccessToken) (string
 func (c *Connector) tokenError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		n, ok := c.cred.(*namedCredential)
-		if !ok || n.last.get() == "" {
+		if !ok {
 			return err
 		}
-		return newTokenError(c.cred, c.credKind, &waitError{err: err, last: n.last.get()})
+		last := n.last.get()
+		if last == nil {
+			return err
+		}
+		return newTokenError(c.cred, c.credKind, &waitError{err: err, last: *last})
 	}
 	return newTokenError(c.cred, c.credKind, err)
 }

@@ -358,7 +358,7 @@ func describeCredential(s settings, getenv func(string) string) credentialInfo {
 		switch {
 		case s.clientID != "" || s.objectID != "" || s.resourceID != "":
 			// Built by defaultChain: azidentity calls it ChainedTokenCredential.
-			i.what = "DefaultAzureCredential chain (managed identity " + mi() + "; azidentity reports it as ChainedTokenCredential)"
+			i.what = "DefaultAzureCredential chain (" + mi() + ")"
 		case i.idKey != "":
 			i.what = "DefaultAzureCredential chain (managed identity client id " + i.idValue + " from AZURE_CLIENT_ID)"
 		default:
@@ -427,16 +427,16 @@ func tokenHint(info credentialInfo, credKind string, err error) hint {
 		info.compute && status == 400:
 		summary := "is a managed identity assigned to this compute?"
 		if info.idKey != "" {
-			summary = "is the identity " + info.idKey + " names assigned to this compute?"
+			summary = "is this identity assigned to the compute?"
 		}
 		return hint{summary, firstNonEmpty(info.hint(), "assign a managed identity to this compute, or name one that is with azure_client_id"), anchorNotAssigned}
 	case credKind == credAzureCLI || credKind == credAzureDeveloperCLI:
 		return hint{"run `az login` (or `azd auth login`), or check that az / azd is on PATH",
 			"the developer CLI could not give a token: sign in with `az login` (azure_cli) or `azd auth login` (azure_developer_cli), check that the tool is on this program's PATH, and that azure_tenant_id, if set, is a tenant the signed-in account belongs to", anchorDeveloperCLI}
 	case chain && (unreachable || strings.Contains(text, "Attempted credentials:")):
-		return hint{"not on Azure compute? run `az login` and set azure_credential=azure_cli", noCredentialHint, anchorNoCredential}
+		return hint{"not on Azure? `az login` and azure_credential=azure_cli", noCredentialHint, anchorNoCredential}
 	case unreachable:
-		return hint{"the managed identity endpoint did not answer: is this Azure compute?",
+		return hint{"is this Azure compute?",
 			"the managed identity endpoint (IMDS, or App Service's IDENTITY_ENDPOINT) did not answer; it retries for about 100 s before it gives up: check that this program runs on Azure compute with a managed identity, " +
 				"and that nothing (a proxy, a firewall, HTTP_PROXY without NO_PROXY for 169.254.169.254) stands in the way; elsewhere, use azure_credential=azure_cli or a service principal", anchorEndpoint}
 	}
@@ -447,7 +447,7 @@ func tokenHint(info credentialInfo, credKind string, err error) hint {
 // recorded last answer says so, or the credential's error does.
 func endpointUnreachable(err error) bool {
 	var w *waitError
-	if errors.As(err, &w) && strings.HasPrefix(w.last, noAnswer) {
+	if errors.As(err, &w) && w.last.noAnswer {
 		return true
 	}
 	text := errorText(err)
@@ -465,13 +465,16 @@ func endpointUnreachable(err error) bool {
 func briefCause(err error) string {
 	var w *waitError
 	if errors.As(err, &w) {
-		return "no token before the caller's deadline (" + contextText(err) + "); the identity endpoint's last answer: " + w.last
+		return contextText(err) + " waiting for a token (" + w.last.String() + ")"
 	}
 	var afe *azidentity.AuthenticationFailedError
 	if errors.As(err, &afe) && afe.RawResponse != nil {
 		kind := afe.Error()
 		if i := strings.IndexAny(kind, " :"); i > 0 {
 			kind = kind[:i]
+		}
+		if kind == "ChainedTokenCredential" || kind == "DefaultAzureCredential" {
+			return answerOf(afe.RawResponse) // the credential is named a chain already
 		}
 		return kind + ": " + answerOf(afe.RawResponse)
 	}

@@ -90,7 +90,7 @@ func TestTokenErrorNamesTheIdentity(t *testing.T) {
 		{"managed identity, resource id", host + "azure_credential=managed_identity azure_resource_id=/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nope", nil,
 			"azure_resource_id", append([]string{"managed identity (resource id /subscriptions/", "azure_resource_id=/subscriptions/"}, listing...)},
 		{"default chain, client id in the DSN", host + "azure_client_id=" + nobody, nil,
-			"azure_client_id", append([]string{"pgentra: DefaultAzureCredential chain (managed identity client id " + nobody, "ChainedTokenCredential", "azure_client_id=" + nobody}, listing...)},
+			"azure_client_id", append([]string{"pgentra: DefaultAzureCredential chain (client id " + nobody, "HTTP 400", "azure_client_id=" + nobody}, listing...)},
 		{"default chain, AZURE_CLIENT_ID", host, map[string]string{"AZURE_CLIENT_ID": nobody},
 			"AZURE_CLIENT_ID", append([]string{"pgentra: DefaultAzureCredential chain", "AZURE_CLIENT_ID=" + nobody}, listing...)},
 		{"default chain, no identity named", host, nil,

@@ -33,7 +33,8 @@ type LoginError struct {
 // the troubleshooting page's section (never the token). The full hint is
 // in Hint.
 func (e *LoginError) Error() string {
-	return "pgentra: " + e.frame() + ": " + errorText(e.Err) + hintLine(e.summary, e.Hint, e.anchor)
+	// The server's error without pq's "pq: ": the message says whose it is.
+	return "pgentra: " + e.frame() + ": " + strings.TrimPrefix(errorText(e.Err), "pq: ") + hintLine(e.summary, e.Hint, e.anchor)
 }
 
 // frame says what failed: the login, or, once the server accepted the token
@@ -117,25 +118,25 @@ type anchor string
 
 // The troubleshooting page's sections that errors link to.
 const (
-	anchorNoCredential     anchor = "no-credential-available"
-	anchorEndpoint         anchor = "identity-endpoint-unreachable"
-	anchorNotAssigned      anchor = "managed-identity-not-assigned"
-	anchorDeveloperCLI     anchor = "developer-cli-not-signed-in"
-	anchorTokenRequest     anchor = "token-request-failed"
-	anchorNoRole           anchor = "password-authentication-failed"
-	anchorWrongUser        anchor = "user-is-not-the-tokens-role"
-	anchorExpired          anchor = "token-expired"
-	anchorExpiredInFlight  anchor = "token-expired-in-flight"
-	anchorClockSkew        anchor = "clock-skew"
-	anchorAudience         anchor = "wrong-audience"
-	anchorInvalidFormat    anchor = "invalid-token-format"
-	anchorValidation       anchor = "token-validation-error"
-	anchorTokenType        anchor = "token-type-does-not-match-role"
-	anchorNoDatabase       anchor = "database-does-not-exist"
-	anchorCertificate      anchor = "certificate-verification-failed"
-	anchorPlainText        anchor = "plain-text-refused"
-	anchorPgBouncer        anchor = "pgbouncer"
-	anchorListenerRefused  anchor = "listener-refused"
+	anchorNoCredential    anchor = "no-credential-available"
+	anchorEndpoint        anchor = "identity-endpoint-unreachable"
+	anchorNotAssigned     anchor = "managed-identity-not-assigned"
+	anchorDeveloperCLI    anchor = "developer-cli-not-signed-in"
+	anchorTokenRequest    anchor = "token-request-failed"
+	anchorNoRole          anchor = "password-authentication-failed"
+	anchorWrongUser       anchor = "user-is-not-the-tokens-role"
+	anchorExpired         anchor = "token-expired"
+	anchorExpiredInFlight anchor = "token-expired-in-flight"
+	anchorClockSkew       anchor = "clock-skew"
+	anchorAudience        anchor = "wrong-audience"
+	anchorInvalidFormat   anchor = "invalid-token-format"
+	anchorValidation      anchor = "token-validation-error"
+	anchorTokenType       anchor = "token-type-does-not-match-role"
+	anchorNoDatabase      anchor = "database-does-not-exist"
+	anchorCertificate     anchor = "certificate-verification-failed"
+	anchorPlainText       anchor = "plain-text-refused"
+	anchorPgBouncer       anchor = "pgbouncer"
+	anchorListenerRefused anchor = "listener-refused"
 )
 
 // url is the link to the section.
@@ -187,7 +188,7 @@ func diagnose(err error, in hintInput) hint {
 	case hasPrefixFold(msg, azExpired):
 		return hint{"check this machine's clock (NTP)", "the server saw an expired token: check this machine's clock (NTP) — pgentra fetches a refreshed token by itself before expiry and retries a refused cached token once with a new one, so an expired token that persists means the clocks disagree", anchorExpired}
 	case hasPrefixFold(msg, azAudience):
-		return hint{"check azure_scope", audienceHint(msg, in), anchorAudience}
+		return hint{"fix azure_scope", audienceHint(msg, in), anchorAudience}
 	case hasPrefixFold(msg, azInvalidFormat):
 		return hint{`not an Entra token: open the database with driver "pgentra"`, "the password the server got was not an Entra access token as issued: if pgentra made this connection, check the credential passed with WithCredential; a static password, a truncated or quoted token, or a program that opened the database with \"postgres\" (sql.Open, GORM without DriverName \"pgentra\") instead of \"pgentra\" send something else", anchorInvalidFormat}
 	case hasPrefixFold(msg, azValidation):
@@ -314,7 +315,7 @@ func transportCause(err error) (h hint, verification bool) {
 	msg := err.Error()
 	switch {
 	case errors.As(err, &ua) || strings.Contains(msg, "certificate signed by unknown authority"):
-		return hint{"set sslrootcert to the server's CA (Azure's roots) or install the system roots", "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA", anchorCertificate}, true
+		return hint{"set sslrootcert to the server's CA", "the server's TLS certificate chain is not trusted here: install the system CA roots (ca-certificates), or set sslrootcert to a PEM file holding Azure's roots — " + azureRoots + " — (for a test server: its CA); a TLS-intercepting proxy needs its own CA", anchorCertificate}, true
 	case errors.As(err, &he) || strings.Contains(msg, "certificate is valid for"):
 		return hint{"connect by the server's name (or hostaddr=<ip> with host=<name>)", "the server's TLS certificate does not name the host dialed: connect by the server's name (<server>.postgres.database.azure.com, through private DNS), or set hostaddr=<ip> with host= the server's name", anchorCertificate}, true
 	case errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist), strings.Contains(msg, "couldn't parse pem from sslrootcert"):

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,14 @@ type attempt struct {
 	want []string
 	// readme: what the README must explain.
 	readme []readmeCheck
+	// foreign: the error is not pgentra's (pgentra is never called, or the
+	// query failed), so it does not say "pgentra:".
+	foreign bool
 }
+
+// maxMessage is the longest error message a newcomer should have to read:
+// the cause, a one-line hint and a link; the full hint is in the Hint field.
+const maxMessage = 300
 
 // readmeCheck: a README troubleshooting row (or, with section set, that
 // README section) must quote quote and name every fix.
@@ -86,9 +94,20 @@ func TestCarelessAttempts(t *testing.T) {
 			name: "user names another identity's role (managed identity)",
 			try: func(t *testing.T, env *emulator.Env) error {
 				mine, other := identity(t, env, "orders"), identity(t, env, "billing")
-				return ping(t, env.DSN(other.Name, "azure_client_id="+mine.AppID))
+				err := ping(t, env.DSN(other.Name, "azure_client_id="+mine.AppID))
+				// The database token names no one: the management-scope
+				// lookup tells which role this token maps to.
+				wantHint(t, err, fmt.Sprintf("maps to role %q", mine.Name))
+				if err != nil && !strings.Contains(err.Error(), mine.Name) {
+					t.Errorf("the message does not name the token's role %q: %v", mine.Name, err)
+				}
+				var le *driver.LoginError
+				if errors.As(err, &le) && strings.Contains(le.Hint, "pgaadauth_create_principal('"+other.Name) {
+					t.Errorf("the hint suggests creating a role named after the wrong user: %s", le.Hint)
+				}
+				return err
 			},
-			want: []string{"pgaadauth_list_principals"},
+			want: []string{"set user="},
 		},
 		{
 			// words: a user's token names its role (upn): the hint says
@@ -174,8 +193,9 @@ func TestCarelessAttempts(t *testing.T) {
 				}
 				return errs[0]
 			},
-			want:   []string{"invalid format"},
-			readme: []readmeCheck{{quote: "invalid format", fix: []string{"DriverName", `sql.Open("postgres"`, "didn't go through pgentra"}}},
+			want:    []string{"invalid format"},
+			readme:  []readmeCheck{{quote: "invalid format", fix: []string{"DriverName", `sql.Open("postgres"`, "didn't go through pgentra"}}},
+			foreign: true,
 		},
 		{
 			name: "sqlx without BindDriver: Rebind leaves ? in the query",
@@ -212,6 +232,7 @@ func TestCarelessAttempts(t *testing.T) {
 			want: []string{`syntax error at or near ","`},
 			readme: []readmeCheck{{quote: `pq: syntax error at or near ","`, section: "## With GORM, sqlx",
 				fix: []string{`sqlx.NewDb(sqlDB, "postgres")`, `sqlx.BindDriver("pgentra", sqlx.DOLLAR)`}}},
+			foreign: true,
 		},
 		{
 			name: "AutoMigrate as a role without CREATE on schema public",
@@ -247,6 +268,65 @@ func TestCarelessAttempts(t *testing.T) {
 				{quote: "permission denied for schema public", section: "## Schemas and migrations",
 					fix: []string{`GRANT CREATE ON SCHEMA public TO "id-orders"`, "docs/admin.sql", "search_path=orders", "options='-c search_path=orders'"}},
 			},
+			foreign: true,
+		},
+		{
+			name: "dbname names a database that does not exist",
+			try: func(t *testing.T, env *emulator.Env) error {
+				p := identity(t, env, "nodb-app")
+				err := ping(t, env.DSN(p.Name, "azure_client_id="+p.AppID, "dbname=orders"))
+				var pe *pq.Error
+				if !errors.As(err, &pe) || pe.Code != "3D000" {
+					t.Errorf("err = %v, want *pq.Error 3D000", err)
+				}
+				if err != nil && strings.Contains(err.Error(), "login as") {
+					t.Errorf("the message frames a missing database as a failed login: %v", err)
+				}
+				return err
+			},
+			want: []string{"dbname", "PGDATABASE", "-l", "select datname from pg_database"},
+		},
+		{
+			// Not on Azure compute, `source env.sh` forgotten: the identity
+			// endpoint does not answer and nothing else in the chain works.
+			name: "not on Azure compute and no developer sign-in (DefaultAzureCredential)",
+			try: func(t *testing.T, env *emulator.Env) error {
+				noIdentityEndpoint(t)
+				db, err := sql.Open("pgentra", env.DSN("orders"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				err = db.PingContext(ctx)
+				if !errors.As(err, new(*driver.TokenError)) {
+					t.Errorf("err = %v, want a *driver.TokenError", err)
+				}
+				return err
+			},
+			want: []string{"az login", "azure_credential", "#no-credential-available"},
+		},
+		{
+			// The identity endpoint does not answer; the caller's deadline
+			// ends the wait: the error keeps the endpoint's last answer.
+			name: "managed identity endpoint unreachable, the wait ended by the caller's deadline",
+			try: func(t *testing.T, env *emulator.Env) error {
+				noIdentityEndpoint(t)
+				db, err := sql.Open("pgentra", env.DSN("orders", "azure_credential=managed_identity"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				err = db.PingContext(ctx)
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("err = %v, want context.DeadlineExceeded", err)
+				}
+				return err
+			},
+			want: []string{"context deadline exceeded", "(no answer: connection refused)", "#identity-endpoint-unreachable"},
 		},
 		{
 			name: "a misspelled azure_* key",
@@ -325,6 +405,18 @@ func TestCarelessAttempts(t *testing.T) {
 				t.Fatal("the careless attempt worked")
 			}
 			wantHint(t, err, a.want...)
+			msg := err.Error()
+			t.Logf("message (%d characters): %s", len(msg), msg)
+			if len(msg) > maxMessage {
+				t.Errorf("the message is %d characters, want at most %d:\n%s", len(msg), maxMessage, msg)
+			}
+			pgentraSays := 1
+			if a.foreign {
+				pgentraSays = 0
+			}
+			if n := strings.Count(msg, "pgentra:"); n != pgentraSays {
+				t.Errorf(`"pgentra:" appears %d times, want %d:\n%s`, n, pgentraSays, msg)
+			}
 			for _, r := range a.readme {
 				checkREADME(t, readme, r.section, r.quote, r.fix)
 			}
@@ -332,14 +424,19 @@ func TestCarelessAttempts(t *testing.T) {
 	}
 }
 
-// wantHint asserts that the hint of a *driver.LoginError (or, for any other
-// error, its message) contains every word.
+// wantHint asserts that the hint of a *driver.LoginError (of a
+// *driver.TokenError: its message and hint; for any other error, its
+// message) contains every word.
 func wantHint(t *testing.T, err error, words ...string) {
 	t.Helper()
 	text, what := err.Error(), "error"
 	var le *driver.LoginError
-	if errors.As(err, &le) {
+	var te *driver.TokenError
+	switch {
+	case errors.As(err, &le):
 		text, what = le.Hint, "hint"
+	case errors.As(err, &te):
+		text, what = err.Error()+"\n"+te.Hint, "error and hint"
 	}
 	for _, w := range words {
 		if !strings.Contains(text, w) {
@@ -366,6 +463,23 @@ func appService(t *testing.T, env *emulator.Env) {
 	for k, v := range env.Identity.AppServiceEnv() {
 		t.Setenv(k, v)
 	}
+}
+
+// noIdentityEndpoint makes the test a machine that is not Azure compute
+// and has no developer sign-in: App Service's identity endpoint points at a
+// loopback port nobody listens on (IMDS' fixed address is never tried: an
+// endpoint variable is set), and neither az nor azd is on PATH.
+func noIdentityEndpoint(t *testing.T) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	t.Setenv("IDENTITY_ENDPOINT", "http://"+addr+"/msi/token")
+	t.Setenv("IDENTITY_HEADER", "not-a-secret")
+	t.Setenv("PATH", t.TempDir())
 }
 
 // identity adds a user-assigned identity (the app uses it through
