@@ -240,7 +240,7 @@ func noRoleHint(in hintInput, claims token.Claims, role string) hint {
 			fmt.Sprintf("role %s does not map to this token's identity (%s): find the role that does, as an Entra administrator in the postgres database: select * from pgaadauth_list_principals(false); and compare its objectId with the token's oid; set user to that role, or, if there is none, have the administrator create this identity's role with pgaadauth_create_principal (a managed identity's role is named after the identity, a service principal's after its app; leave user out and pgentra derives a managed identity's name) (if %s is an Entra group's role, this identity must be a direct member of the group)", quoteIdent(in.User), describe(claims), quoteIdent(in.User)),
 			anchorWrongUser}
 	}
-	return hint{fmt.Sprintf("no role %q for this identity: create it with pgaadauth_create_principal", in.User),
+	return hint{"create the role with pgaadauth_create_principal",
 		fmt.Sprintf("no role named %s maps to this identity; an Entra administrator must run, in the postgres database: select * from pgaadauth_create_principal(%s, false, false); and the DSN's user must be that role name (if %s is an Entra group's role, this identity must be a direct member of the group)", quoteIdent(in.User), role, quoteIdent(in.User)),
 		anchorNoRole}
 }

@@ -68,6 +68,11 @@ type Listener struct {
 	cn                   *pq.ListenerConn
 	connNotificationChan <-chan *pq.Notification
 	channels             map[string]struct{}
+	// refusedErr: before the first connection, the last attempt's failure
+	// when a new token cannot fix it (refusedForGood); Listen and Ping
+	// return it instead of waiting. connectedOnce: a connection was made.
+	refusedErr    error
+	connectedOnce bool
 
 	// Shutdown. closeMu guards closing and live, and is never held across
 	// I/O, so Close can reach a connection that the loop is resyncing with
@@ -181,7 +186,11 @@ func (l *Listener) NotificationChannel() <-chan *pq.Notification { return l.Noti
 // Listen starts listening on channel (case-sensitive), as pq's Listen: it
 // waits for the server's acknowledgement, or, while there is no connection,
 // for the next one. It fails with pq.ErrChannelAlreadyOpen, with the
-// server's *pq.Error, or with net.ErrClosed once Close was called.
+// server's *pq.Error, or with net.ErrClosed once Close was called. Before
+// the first connection, when the last attempt was refused for a reason a
+// new token cannot fix (no role for the identity, a wrong user or database,
+// a configuration error), it returns that error, a *LoginError with its
+// hint, instead of waiting; the Listener keeps trying in the background.
 func (l *Listener) Listen(channel string) error {
 	l.lock.Lock()
 	defer l.lock.Unlock()
@@ -200,6 +209,10 @@ func (l *Listener) Listen(channel string) error {
 	}
 	l.channels[channel] = struct{}{}
 	for l.cn == nil {
+		if l.refusedErr != nil {
+			delete(l.channels, channel)
+			return l.refusedErr
+		}
 		l.reconnectCond.Wait()
 		if l.isClosed {
 			return net.ErrClosed
@@ -250,7 +263,8 @@ func (l *Listener) UnlistenAll() error {
 var errNoConnection = errors.New("no connection")
 
 // Ping checks the connection with an empty query, as pq's Ping; an error
-// means there is no working connection at the moment.
+// means there is no working connection at the moment: before the first
+// connection, the refusal Listen would return (see Listen).
 func (l *Listener) Ping() error {
 	l.lock.Lock()
 	defer l.lock.Unlock()
@@ -258,6 +272,9 @@ func (l *Listener) Ping() error {
 		return net.ErrClosed
 	}
 	if l.cn == nil {
+		if l.refusedErr != nil {
+			return l.refusedErr
+		}
 		return errNoConnection
 	}
 	return l.cn.Ping()
@@ -399,8 +416,34 @@ func (l *Listener) connect() error {
 		return err
 	}
 	l.connNotificationChan = notificationChan
+	l.refusedErr, l.connectedOnce = nil, true
 	l.reconnectCond.Broadcast()
 	return nil
+}
+
+// noteFirstFailure records, before the first connection, an attempt's
+// failure that a new token cannot fix, and wakes Listen to return it.
+func (l *Listener) noteFirstFailure(err error) {
+	l.lock.Lock()
+	defer l.lock.Unlock()
+	if l.connectedOnce || !refusedForGood(err) {
+		return
+	}
+	l.refusedErr = err
+	l.reconnectCond.Broadcast()
+}
+
+// refusedForGood reports a failed attempt that another attempt with a new
+// token would not fix: the server refused the login or the database (not a
+// token that expired in flight), or the configuration is wrong. A transport
+// failure or a token that could not be had may pass.
+func refusedForGood(err error) bool {
+	var le *LoginError
+	var pe *pq.Error
+	if errors.As(err, &le) && errors.As(err, &pe) {
+		return !expiredWhileInFlight(err)
+	}
+	return errors.Is(err, ErrInvalidConfig)
 }
 
 // drain reads ch until pq's ListenerConn closes it, so that its goroutine,
@@ -480,6 +523,7 @@ func (l *Listener) listenerConnLoop() {
 			if l.closed() {
 				return
 			}
+			l.noteFirstFailure(err)
 			l.emitEvent(pq.ListenerEventConnectionAttemptFailed, err)
 			if !l.sleep(reconnectInterval) {
 				return

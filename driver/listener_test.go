@@ -681,3 +681,33 @@ func FuzzListenerEnv(f *testing.F) {
 		}
 	})
 }
+
+// TestListenerFirstLoginRefusedListenReturns: a Listener whose first login
+// is refused for a reason a new token cannot fix (no role for the
+// identity) makes Listen and Ping return that refusal with its hint instead
+// of waiting for a connection that will not come.
+func TestListenerFirstLoginRefusedListenReturns(t *testing.T) {
+	le := newListenerEnv(t, false)
+	ev := newEvents()
+	l := le.listener(t, ev, 100*time.Millisecond, time.Second)
+	done := make(chan error, 1)
+	go func() { done <- l.Listen("orders") }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		l.Close() // unblocks Listen
+		t.Fatal("Listen still waits a minute after the first login was refused")
+	}
+	var login *LoginError
+	if !errors.As(err, &login) || !strings.Contains(login.Hint, "pgaadauth_create_principal") {
+		t.Fatalf("Listen = %v, want the *LoginError with its hint", err)
+	}
+	if perr := l.Ping(); !errors.As(perr, &login) {
+		t.Errorf("Ping = %v, want the *LoginError", perr)
+	}
+	// The channel was not kept: a Listen after the role exists starts anew.
+	if err := l.Unlisten("orders"); !errors.Is(err, pq.ErrChannelNotOpen) {
+		t.Errorf("Unlisten after a refused Listen = %v, want pq.ErrChannelNotOpen", err)
+	}
+}

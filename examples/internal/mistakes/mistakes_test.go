@@ -329,6 +329,35 @@ func TestCarelessAttempts(t *testing.T) {
 			want: []string{"context deadline exceeded", "(no answer: connection refused)", "#identity-endpoint-unreachable"},
 		},
 		{
+			// The role was never created: the Listener's first login is
+			// refused, and Listen says why instead of waiting for good.
+			name: "a Listener whose identity has no role",
+			try: func(t *testing.T, env *emulator.Env) error {
+				p, err := env.Tenant.AddUserAssignedIdentity(unique("listen-norole"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := driver.NewListener(env.DSN(p.Name, "azure_client_id="+p.AppID), 100*time.Millisecond, time.Second, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				done := make(chan error, 1)
+				go func() { done <- l.Listen("orders") }()
+				select {
+				case err = <-done:
+				case <-time.After(time.Minute):
+					l.Close()
+					t.Fatal("Listen still waits a minute after the first login was refused")
+				}
+				if perr := l.Ping(); perr == nil || perr.Error() != errorText(err) {
+					t.Errorf("Ping = %v, want Listen's error", perr)
+				}
+				return err
+			},
+			want: []string{"pgaadauth_create_principal"},
+		},
+		{
 			name: "a misspelled azure_* key",
 			try: func(t *testing.T, env *emulator.Env) error {
 				return ping(t, env.DSN("orders", "azure_clientid=0c0ffee0-0000-4000-8000-000000000001"))
@@ -588,6 +617,13 @@ func readmeSection(readme, heading string) string {
 		s = s[:len(heading)+j]
 	}
 	return s
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 func orDefault(s, d string) string {
