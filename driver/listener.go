@@ -109,8 +109,7 @@ type Listener struct {
 // Listen waits for it.
 func NewListener(dsnString string, minReconnectInterval, maxReconnectInterval time.Duration, eventCallback pq.EventCallbackType, opts ...Option) (*Listener, error) {
 	if minReconnectInterval <= 0 || maxReconnectInterval < minReconnectInterval {
-		return nil, fmt.Errorf("%w: %w", ErrListenerConfig, configErr("minReconnectInterval", "",
-			"must be positive and at most maxReconnectInterval (got %v and %v)", minReconnectInterval, maxReconnectInterval))
+		return nil, listenerConfigErr(nil, "minReconnectInterval must be positive and at most maxReconnectInterval (got %v and %v)", minReconnectInterval, maxReconnectInterval)
 	}
 	c, err := NewConnector(dsnString, opts...)
 	if err != nil {
@@ -157,18 +156,40 @@ func checkListenerString(base pq.Config) error {
 func listenerString(cfg pq.Config) (string, error) {
 	s, err := dsn.Build(cfg)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w: %w", ErrListenerConfig, ErrInvalidConfig, err)
+		// dsn's error says "pgentra:" itself; only its details are repeated.
+		return "", listenerConfigErr(err, "the parsed DSN can't be written as a connection string for pq's ListenerConn: %s",
+			strings.TrimPrefix(err.Error(), dsn.ErrNotExpressible.Error()+": "))
 	}
 	back, err := dsn.NewConfig(s)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w: pq refuses the connection string written from the parsed DSN (%w); pq adds lists in PGHOST, PGHOSTADDR and PGPORT to the DSN's each time it parses: unset those variables",
-			ErrListenerConfig, ErrInvalidConfig, err)
+		return "", listenerConfigErr(err, "pq refuses the connection string written from the parsed DSN (%v); pq adds lists in PGHOST, PGHOSTADDR and PGPORT to the DSN's each time it parses: unset those variables", err)
 	}
 	if d := dsn.ConfigDiff(cfg, back); d != "" {
-		return "", fmt.Errorf("%w: %w: pq reads %s differently when it parses the DSN again for the listener's connection, because of the environment (PGHOST, PGHOSTADDR and PGPORT lists are added to the DSN's); unset those variables or use one host",
-			ErrListenerConfig, ErrInvalidConfig, d)
+		return "", listenerConfigErr(nil, "pq reads %s differently when it parses the DSN again for the listener's connection, because of the environment (PGHOST, PGHOSTADDR and PGPORT lists are added to the DSN's); unset those variables or use one host", d)
 	}
 	return s, nil
+}
+
+// listenerConfigError is a Listener configuration error: errors.Is matches
+// ErrListenerConfig and ErrInvalidConfig (and the cause, if any), and the
+// message says "pgentra:" once.
+type listenerConfigError struct {
+	msg  string
+	errs []error
+}
+
+func (e *listenerConfigError) Error() string   { return e.msg }
+func (e *listenerConfigError) Unwrap() []error { return e.errs }
+
+// listenerConfigErr words a Listener configuration error: "pgentra:
+// listener configuration: " and the reason; cause (may be nil) stays
+// reachable but is not quoted unless the reason does.
+func listenerConfigErr(cause error, format string, args ...any) error {
+	e := &listenerConfigError{msg: "pgentra: listener configuration: " + fmt.Sprintf(format, args...), errs: []error{ErrListenerConfig, ErrInvalidConfig}}
+	if cause != nil {
+		e.errs = append(e.errs, cause)
+	}
+	return e
 }
 
 // listenerConfig is cfg with the attempt's time bound.

@@ -468,8 +468,12 @@ func TestNewListenerBadInput(t *testing.T) {
 	cred := &fakeCredential{claims: spClaims()}
 	const dsn = "host=db.example.com user=app sslmode=verify-full"
 	for _, tc := range []struct{ min, max time.Duration }{{0, time.Second}, {-time.Second, time.Second}, {time.Minute, time.Second}} {
-		if _, err := NewListener(dsn, tc.min, tc.max, nil, WithCredential(cred)); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "minReconnectInterval") {
-			t.Errorf("intervals %v, %v: %v, want ErrInvalidConfig naming minReconnectInterval", tc.min, tc.max, err)
+		_, err := NewListener(dsn, tc.min, tc.max, nil, WithCredential(cred))
+		if !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, ErrListenerConfig) || !strings.Contains(err.Error(), "minReconnectInterval") {
+			t.Errorf("intervals %v, %v: %v, want ErrInvalidConfig and ErrListenerConfig naming minReconnectInterval", tc.min, tc.max, err)
+		}
+		if err != nil && strings.Count(err.Error(), "pgentra:") != 1 {
+			t.Errorf(`"pgentra:" is not said once: %v`, err)
 		}
 	}
 	// pq prepends PGHOST's list to the DSN's each time it parses: the string
