@@ -87,7 +87,7 @@ func answerOf(resp *http.Response) string {
 		}
 	}
 	if msg != "" {
-		s += ": " + shorten(strings.TrimSpace(msg), 100)
+		s += ": " + shorten(strings.TrimSpace(msg), 80)
 	}
 	return s
 }

@@ -435,6 +435,10 @@ func tokenHint(info credentialInfo, credKind string, err error) hint {
 			"the developer CLI could not give a token: sign in with `az login` (azure_cli) or `azd auth login` (azure_developer_cli), check that the tool is on this program's PATH, and that azure_tenant_id, if set, is a tenant the signed-in account belongs to", anchorDeveloperCLI}
 	case chain && (unreachable || strings.Contains(text, "Attempted credentials:")):
 		return hint{"not on Azure? `az login` and azure_credential=azure_cli", noCredentialHint, anchorNoCredential}
+	case errors.As(err, new(*waitError)) && !unreachable:
+		// The cause shows the endpoint's last answer: the link says the rest.
+		return hint{"", "the identity endpoint kept failing or was slow until the caller's deadline (its last answer is in the message); azidentity retries a managed identity's request for about 100 s: " +
+			"allow the first connect more time, and check what the endpoint answered (a 400 or 404 names an identity not assigned to this compute)", anchorEndpoint}
 	case unreachable:
 		return hint{"is this Azure compute?",
 			"the managed identity endpoint (IMDS, or App Service's IDENTITY_ENDPOINT) did not answer; it retries for about 100 s before it gives up: check that this program runs on Azure compute with a managed identity, " +

@@ -136,7 +136,6 @@ const (
 	anchorCertificate     anchor = "certificate-verification-failed"
 	anchorPlainText       anchor = "plain-text-refused"
 	anchorPgBouncer       anchor = "pgbouncer"
-	anchorListenerRefused anchor = "listener-refused"
 )
 
 // url is the link to the section.
@@ -151,9 +150,10 @@ type hint struct {
 }
 
 // hintLine is the end of an error message: "; hint: <one line> (see <link>)".
-// summary falls back to full when empty.
+// Without a link, summary falls back to full; with one, an empty summary
+// leaves only the link (the cause says it all).
 func hintLine(summary, full string, a anchor) string {
-	if summary == "" {
+	if summary == "" && a == "" {
 		summary = full
 	}
 	s := ""
