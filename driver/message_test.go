@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // TestLoginErrorMessageShape: Error() is the cause, a one-line hint and a
@@ -25,7 +26,7 @@ func TestLoginErrorMessageShape(t *testing.T) {
 		{"28P01", `password authentication failed for user "app-role"`, anchorWrongUser},
 		{"3D000", `database "orders" does not exist`, anchorNoDatabase},
 	} {
-		err := &pq.Error{Code: pq.ErrorCode(tc.code), Message: tc.msg}
+		err := &pq.Error{Code: pqerror.Code(tc.code), Message: tc.msg}
 		le := &LoginError{User: "app-role", Principal: principalOf(tok), Err: err}
 		le.setHint(diagnose(err, hintInput{User: "app-role", Given: true, Scope: publicScope, Token: tok}))
 		msg := le.Error()

@@ -139,8 +139,9 @@ func TestE2EClientCertificateUnregistered(t *testing.T) {
 	if !errors.As(err, &afe) {
 		t.Fatalf("error %T %v; want an *azidentity.AuthenticationFailedError", err, err)
 	}
-	if !strings.Contains(err.Error(), "AADSTS700027") || !strings.Contains(err.Error(), "not registered on application") {
-		t.Errorf("error %q lacks AADSTS700027 and Entra's wording", err)
+	// The message gives Entra's code; the wrapped error its full answer.
+	if !strings.Contains(err.Error(), "AADSTS700027") || !strings.Contains(afe.Error(), "not registered on application") {
+		t.Errorf("error %q lacks AADSTS700027, or Entra's wording (%q)", err, afe.Error())
 	}
 	for i, line := range strings.Split(string(pemText), "\n") {
 		if len(line) >= 16 && !strings.HasPrefix(line, "-----") && strings.Contains(err.Error(), line) {

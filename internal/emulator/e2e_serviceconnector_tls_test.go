@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -63,8 +64,9 @@ func TestE2EServiceConnectorRequireIsUpgraded(t *testing.T) {
 	if strings.Contains(logs.String(), "sslmode=require does not check") {
 		t.Errorf("the upgraded Service Connector string should not warn about sslmode:\n%s", logs.String())
 	}
-	if !strings.Contains(err.Error(), "Service Connector") || !strings.Contains(err.Error(), "sslrootcert=") {
-		t.Errorf("the refusal does not say why pgentra verified and how to add roots: %v", err)
+	var le *driver.LoginError
+	if !errors.As(err, &le) || !strings.Contains(le.Hint, "Service Connector") || !strings.Contains(le.Hint, "sslrootcert=") {
+		t.Errorf("the refusal's hint does not say why pgentra verified and how to add roots: %v", err)
 	}
 
 	// The same string as a DSN the user wrote: sslmode=require is kept and

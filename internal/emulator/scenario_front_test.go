@@ -261,8 +261,10 @@ func TestScenarioLoginRefusedWithHint(t *testing.T) {
 			if string(pe.Code) != tc.wantCode || pe.Message != wantMsg {
 				t.Errorf("server error %s %q; want %s %q", pe.Code, pe.Message, tc.wantCode, wantMsg)
 			}
-			if !strings.Contains(err.Error(), wantMsg) || !strings.Contains(err.Error(), le.Hint) {
-				t.Errorf("error text %q should quote the server's message and the hint", err)
+			// The message quotes the server and links the troubleshooting
+			// page; the full hint is in le.Hint.
+			if !strings.Contains(err.Error(), wantMsg) || !strings.Contains(err.Error(), "docs/troubleshooting.md#") || le.Hint == "" {
+				t.Errorf("error text %q should quote the server's message and link the troubleshooting page (hint %q)", err, le.Hint)
 			}
 			// The token was fetched for this very login: no pointless retry.
 			if n := len(env.Front.Logins()); n != 1 {
