@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"unicode/utf8"
@@ -444,7 +445,7 @@ func tokenHint(info credentialInfo, credKind string, err error) hint {
 			"the managed identity endpoint (IMDS, or App Service's IDENTITY_ENDPOINT) did not answer; it retries for about 100 s before it gives up: check that this program runs on Azure compute with a managed identity, " +
 				"and that nothing (a proxy, a firewall, HTTP_PROXY without NO_PROXY for 169.254.169.254) stands in the way; elsewhere, use azure_credential=azure_cli or a service principal", anchorEndpoint}
 	}
-	return hint{"the credential's token request failed: see its answer", firstNonEmpty(info.hint(), "the credential's answer says why the token request failed (its text is in the wrapped error)"), anchorTokenRequest}
+	return hint{"see the credential's answer", firstNonEmpty(info.hint(), "the credential's answer says why the token request failed (its text is in the wrapped error)"), anchorTokenRequest}
 }
 
 // endpointUnreachable reports a token request that got no answer: the
@@ -483,6 +484,20 @@ func briefCause(err error) string {
 		return kind + ": " + answerOf(afe.RawResponse)
 	}
 	text := errorText(err)
+	var ue *url.Error
+	if errors.As(err, &ue) && !strings.Contains(text, "Attempted credentials:") {
+		// A request that got no answer: the host and the transport's reason,
+		// not the whole URL.
+		kind := ""
+		if i := strings.Index(text, ": "); i > 0 && !strings.ContainsAny(text[:i], " \"") {
+			kind = text[:i] + ": "
+		}
+		host := ue.URL
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			host = u.Host
+		}
+		return kind + "no answer from " + host + ": " + lastPart(ue.Err.Error())
+	}
 	if i := strings.Index(text, "Attempted credentials:"); i >= 0 {
 		return strings.TrimSpace(text[:i]) + " (no credential in the chain could get a token)"
 	}

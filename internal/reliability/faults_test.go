@@ -217,9 +217,16 @@ func TestFaultEndpointDownAtStart(t *testing.T) {
 		}
 	}
 	t.Logf("IMDS down: %v", first)
-	for _, want := range []string{"custom credential", "acquiring token", token.ScopePublic} {
-		if !strings.Contains(first.Error(), want) {
-			t.Errorf("error does not say %q: %v", want, first)
+	// The message names the credential and the cause in brief; the token
+	// cache's error it wraps says which scope the token was for.
+	var te *driver.TokenError
+	if !errors.As(first, &te) || !strings.Contains(first.Error(), "custom credential") {
+		t.Errorf("error is no *driver.TokenError naming the custom credential: %v", first)
+	} else {
+		for _, want := range []string{"acquiring token", token.ScopePublic} {
+			if !strings.Contains(te.Err.Error(), want) {
+				t.Errorf("the wrapped error does not say %q: %v", want, te.Err)
+			}
 		}
 	}
 	if c := r.cred.calls.Load(); c > 3 {
@@ -269,7 +276,8 @@ func TestFaultEndpointDownAfterCache(t *testing.T) {
 	if l.fails.Load() == 0 {
 		t.Fatal("no failure after the token ran out")
 	}
-	if !strings.Contains(l.errors(), "acquiring token") {
+	// A *driver.TokenError: it names the credential that gave no token.
+	if !strings.Contains(l.errors(), "custom credential (given with WithCredential): ") {
 		t.Errorf("failures don't say the token could not be acquired:\n%s", l.errors())
 	}
 	for _, lg := range r.env.Front.Logins() {

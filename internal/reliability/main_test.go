@@ -213,11 +213,11 @@ func (l *load) errors() string {
 // errKind shortens an error message to what distinguishes its cause.
 func errKind(err error) string {
 	s := err.Error()
-	if i := strings.LastIndex(s, "failed: "); i >= 0 {
-		s = s[i+len("failed: "):]
-	}
 	if i := strings.Index(s, "; hint:"); i >= 0 {
 		s = s[:i]
+	}
+	if i := strings.LastIndex(s, "failed: "); i >= 0 {
+		s = s[i+len("failed: "):]
 	}
 	if len(s) > 120 {
 		s = s[:120]
