@@ -66,7 +66,9 @@ func TestBurstFailingCredential(t *testing.T) {
 		if err == nil {
 			t.Fatalf("caller %d connected with IMDS failing", i)
 		}
-		if msg := err.Error(); !strings.Contains(msg, "acquiring token") || !strings.Contains(msg, "500") {
+		// The message gives the endpoint's status; the wrapped token cache's
+		// error says it was acquiring a token.
+		if msg := err.Error(); !strings.Contains(errors.Unwrap(err).Error(), "acquiring token") || !strings.Contains(msg, "500") {
 			t.Errorf("caller %d: %v; want the shared IMDS error", i, err)
 			break
 		}
