@@ -92,7 +92,7 @@ type Listener struct {
 //
 // The DSN is parsed once, by NewConnector; each (re)connect writes the parsed
 // config, with the current token and role, as a connection string for pq's
-// ListenerConn, quoting every value (internal/dsn.Build). NewListener checks
+// ListenerConn, quoting every value. NewListener checks
 // that pq reads that string back as the same config in this process's
 // environment. Each attempt is bounded by the DSN's connect_timeout, else by
 // ListenerConnectTimeout (the string sets it); the token fetch is bounded
@@ -304,8 +304,8 @@ func (l *Listener) String() string {
 	return "pgentra.Listener{" + l.connector.String() + "}"
 }
 
-// GoString is String, so that %#v neither shows internals nor reads them
-// while the Listener's goroutine changes them.
+// GoString is String, so that %#v neither shows the Listener's fields nor
+// reads them while the Listener's goroutine changes them.
 func (l *Listener) GoString() string { return l.String() }
 
 // closed reports whether Close has been called. It reads closing, which
