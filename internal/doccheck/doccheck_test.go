@@ -170,3 +170,33 @@ func TestCheckRelativeToFile(t *testing.T) {
 		t.Errorf("problems = %v, want only docs/y.md on line 2 (docs/docs/y.md does not exist)", problems)
 	}
 }
+
+// troubleshootingAnchors are the cases pgentra's error messages link to
+// (docs/troubleshooting.md#<anchor>): each must be a ### heading there.
+var troubleshootingAnchors = []string{
+	"no-credential-available", "identity-endpoint-unreachable", "managed-identity-not-assigned",
+	"developer-cli-not-signed-in", "token-request-failed", "password-authentication-failed",
+	"user-is-not-the-tokens-role", "no-user-name", "token-expired", "token-expired-in-flight",
+	"clock-skew", "wrong-audience", "invalid-token-format", "token-validation-error",
+	"token-type-does-not-match-role", "database-does-not-exist", "certificate-verification-failed",
+	"plain-text-refused", "pgbouncer", "listener-refused", "permission-denied-for-schema",
+	"connection-string-refused",
+}
+
+func TestTroubleshootingAnchors(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "troubleshooting.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h3 := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "### "); ok {
+			h3[Slug(rest)] = true
+		}
+	}
+	for _, a := range troubleshootingAnchors {
+		if !h3[a] {
+			t.Errorf("docs/troubleshooting.md has no ### heading whose anchor is #%s", a)
+		}
+	}
+}
