@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/lib/pq"
@@ -27,7 +29,10 @@ type Connector struct {
 	cache     *token.Cache
 	ownsCache bool
 	cred      azcore.TokenCredential // for the management-scope user lookup; nil if unknown
-	logger    *slog.Logger
+	logger    *slog.Logger           // never nil: WithLogger's, or the default logger (see defaultLogger)
+	explicit  bool                   // logger came from WithLogger: login failures are logged too
+	tracer    Tracer                 // nil: no tracing
+	slowFetch atomic.Pointer[time.Timer]
 
 	deriveUser bool
 	mgmtScope  string
@@ -82,9 +87,9 @@ type pqEntry struct {
 // public roots and name the server). So are they for a host in Azure's
 // database domains (*.postgres.database.azure.com, the China and US Gov
 // clouds', *.postgres.cosmos.azure.com), unless azure_allow_insecure_tls=true.
-// Elsewhere the sslmode is kept; with WithLogger, require or verify-ca to a
-// non-local host, and PQGO_DEBUG=1 (pq then prints the token to stderr), are
-// logged once as warnings. sslmode=pqgo-<key> (a tls.Config registered with
+// Elsewhere the sslmode is kept; require or verify-ca to a non-local host,
+// and PQGO_DEBUG=1 (pq then prints the token to stderr), are logged once as
+// warnings (to WithLogger's logger, else slog.Default()). sslmode=pqgo-<key> (a tls.Config registered with
 // pq.RegisterTLSConfig) is refused for a host that is not local, like
 // disable, allow and prefer, unless azure_allow_insecure_tls=true.
 //
@@ -115,14 +120,17 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 		scope:      scope,
 		credKind:   s.credential,
 		logger:     o.logger,
+		explicit:   o.logger != nil,
+		tracer:     o.tracer,
 		deriveUser: !p.userGiven,
 		mgmtScope:  mgmtScope,
 		lookup:     &userLookup{},
 		tls:        tlsd.upgrade,
 	}
-	if o.logger != nil {
-		c.warnConfig(&cfg, tlsd.warning, o.getenv)
+	if c.logger == nil {
+		c.logger = defaultLogger(o.getenv)
 	}
+	c.warnConfig(&cfg, tlsd.warning, o.getenv)
 	cfg.Password = ""
 	c.base = cfg
 	switch {
@@ -144,9 +152,9 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 			return nil, err
 		}
 		c.cred = cred
-		topts := []token.Option{token.WithRefreshMargin(s.refreshMargin)}
-		if o.logger != nil {
-			topts = append(topts, token.WithEventHandler(c.logEvent))
+		topts := []token.Option{token.WithRefreshMargin(s.refreshMargin), token.WithEventHandler(c.logEvent)}
+		if c.tracer != nil {
+			topts = append(topts, token.WithFetchContext(c.traceTokenStart))
 		}
 		c.cache, c.ownsCache = token.NewCache(cred, scope, append(topts, o.tokenOptions...)...), true
 	}
@@ -199,10 +207,18 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 // said "expired" of a token whose exp is still ahead here). If no new token
 // can be had, the server's refusal is returned joined with the credential's
 // error.
-func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Context, e *pqEntry) error) error {
+func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Context, e *pqEntry) error) (err error) {
+	if c.tracer != nil {
+		var tr *connectTrace
+		ctx, tr = c.traceConnectStart(ctx)
+		defer func() { c.traceConnectEnd(ctx, tr, err) }()
+	}
 	tok, src, err := c.cache.Acquire(ctx)
 	if err != nil {
 		return c.tokenError(ctx, err)
+	}
+	if src == token.Fetched && c.tracer != nil {
+		traceOf(ctx).fetched = true
 	}
 	if len(tok.Token) > maxPasswordLen {
 		return c.tooLarge(tok)
@@ -248,6 +264,9 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 		return c.connectError(ctx, tok, user, retryFailed(err, c.tooLarge(next)))
 	}
 	tok = next
+	if c.tracer != nil {
+		traceOf(ctx).retried = true
+	}
 	if user, err = c.login(ctx, tok, attempt); err == nil {
 		return nil
 	}
@@ -269,7 +288,11 @@ func (c *Connector) login(ctx context.Context, tok azcore.AccessToken, attempt f
 	if err != nil {
 		return "", err
 	}
-	return user, attempt(ctx, c.entry(tok.Token, user))
+	e := c.entry(tok.Token, user)
+	if c.tracer != nil {
+		return user, c.traceLogin(ctx, traceOf(ctx), user, func(ctx context.Context) error { return attempt(ctx, e) })
+	}
+	return user, attempt(ctx, e)
 }
 
 // dial is Connect's attempt: pq's login with e, bounded as a whole by ctx.
@@ -291,7 +314,7 @@ func (c *Connector) dial(ctx context.Context, e *pqEntry) (driver.Conn, error) {
 	if d.finish() {
 		// pq returns a typed nil on failure: test err, not conn.
 		if err == nil {
-			_ = conn.Close() // its deadline is in the past
+			_ = conn.Close() // its socket is already closed
 			err = ctx.Err()
 		}
 		return nil, fmt.Errorf("pgentra: connecting to %s: %w (%w)", c.base.Host, ctx.Err(), err)
@@ -354,7 +377,7 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 	}
 	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, hintInput{User: user, Given: !c.deriveUser, Scope: c.scope, Token: tok.Token, Port: c.base.Port, Host: c.base.Host, TLS: c.tls}), Err: err}
 	c.clockSkewHint(le, tok.Token)
-	if c.logger != nil {
+	if c.explicit {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
 	}
 	return le
@@ -378,6 +401,7 @@ func (c *Connector) Driver() driver.Driver { return &Driver{} }
 // events. database/sql calls it from DB.Close. Open connections are not
 // affected.
 func (c *Connector) Close() error {
+	defer c.stopSlowFetch() // after the cache's Close: no fetch can start one later
 	if c.shared != nil {
 		if !c.closed.CompareAndSwap(false, true) {
 			return nil
@@ -409,17 +433,67 @@ func (c *Connector) String() string {
 func (c *Connector) GoString() string { return c.String() }
 
 func (c *Connector) debug(ctx context.Context, msg string, attrs ...slog.Attr) {
-	if c.logger != nil && c.logger.Enabled(ctx, slog.LevelDebug) {
+	if c.logger.Enabled(ctx, slog.LevelDebug) {
 		c.logger.LogAttrs(ctx, slog.LevelDebug, msg, attrs...)
 	}
 }
 
+// slowFetchAfter is how long a fetch that callers wait for may run before a
+// warning says so (IMDS retries for up to about 97 s).
+var slowFetchAfter = 5 * time.Second
+
+// logEvent is the token cache's event handler: debug logs, the slow-fetch
+// warning, and the tracer's fetch ends.
 func (c *Connector) logEvent(ev token.Event) {
+	switch ev.Kind {
+	case token.CacheHit:
+		// the common case: nothing to do unless debugging
+	case token.FetchStart:
+		c.armSlowFetch(ev)
+	case token.FetchEnd, token.FetchFailed:
+		if t := c.slowFetch.Swap(nil); t != nil {
+			t.Stop()
+		}
+		if c.tracer != nil {
+			c.traceTokenEnd(ev)
+		}
+	}
 	ctx := context.Background()
 	if !c.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "pgentra: token cache", slog.Any("event", ev))
+}
+
+// armSlowFetch warns once if a fetch callers wait for (FetchStart; a
+// background refresh is RefreshStart) has not ended after slowFetchAfter.
+func (c *Connector) armSlowFetch(ev token.Event) {
+	scope, start := ev.Scope, time.Now()
+	t := time.AfterFunc(slowFetchAfter, func() {
+		c.logger.LogAttrs(context.Background(), slog.LevelWarn, "pgentra: still waiting for an access token from the credential; connects wait for it",
+			slog.String("credential", credentialName(c.cred, c.credKind)), slog.String("scope", scope), slog.Duration("waited", time.Since(start).Round(time.Millisecond)))
+	})
+	if old := c.slowFetch.Swap(t); old != nil {
+		old.Stop()
+	}
+}
+
+// stopSlowFetch stops the slow-fetch warning's timer (Close).
+func (c *Connector) stopSlowFetch() {
+	if t := c.slowFetch.Swap(nil); t != nil {
+		t.Stop()
+	}
+}
+
+// defaultLogger is the logger of a Connector without WithLogger:
+// slog.Default(), or with PGENTRA_LOG=debug a debug-level text logger on
+// stderr. It is looked up per Connector, so a program that sets its default
+// logger before opening the database is heard.
+func defaultLogger(getenv func(string) string) *slog.Logger {
+	if strings.EqualFold(strings.TrimSpace(getenv("PGENTRA_LOG")), "debug") {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.Default()
 }
 
 // warnConfig logs, once per Connector, what in the configuration may leak
@@ -435,6 +509,15 @@ func (c *Connector) warnConfig(cfg *pq.Config, tlsWarning string, getenv func(st
 	if tlsWarning != "" {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, tlsWarning, slog.String("host", cfg.Host))
 	}
+}
+
+// warnRefused logs, once until a login works again, that logins are refused
+// with the newest token there is, so they are not retried: a role missing or
+// misnamed, or a server that does not accept this identity.
+func (c *Connector) warnRefused(user string, err error) {
+	_, _, reason := classify(context.Background(), err)
+	c.logger.LogAttrs(context.Background(), slog.LevelWarn, "pgentra: logins are refused with the newest token the credential gives; not retrying them until one works",
+		slog.String("user", user), slog.String("reason", string(reason)), slog.String("error", errorText(err)))
 }
 
 func errorText(err error) string {

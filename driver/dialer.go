@@ -13,10 +13,14 @@ import (
 // pq hands the context to the dial only: without connect_timeout, a server
 // that accepts and then stalls (or a middlebox that black-holes the TLS
 // handshake) would hang Connect forever. Each dialed conn gets a
-// context.AfterFunc that moves its deadline into the past when ctx ends,
-// which makes pq's pending read fail at once. finish disarms them when
-// Connect returns, so the pooled conn is not affected by the caller's context
-// afterwards.
+// context.AfterFunc that closes it when ctx ends, which makes pq's pending
+// read or write fail at once. finish disarms them when Connect returns, so
+// the pooled conn is not affected by the caller's context afterwards.
+//
+// Closing, not a deadline in the past: a TLS write failed by a deadline has
+// already used up its record's sequence number, and tls.Conn.Close would then
+// send close_notify under the next one, which the server reports as
+// "tls: bad record MAC". A closed socket sends nothing more.
 type connectDialer struct {
 	ctx context.Context // the caller's ctx, not the per-dial one pq derives
 
@@ -30,9 +34,6 @@ type connectDialer struct {
 // dialer is shared: net.Dialer is safe for concurrent use, and a per-connect
 // copy would cost an allocation on every connect.
 var dialer net.Dialer
-
-// longAgo is a deadline in the past.
-var longAgo = time.Unix(1, 0)
 
 func (d *connectDialer) Dial(network, address string) (net.Conn, error) {
 	return d.DialContext(d.ctx, network, address)
@@ -63,7 +64,7 @@ func (d *connectDialer) DialContext(ctx context.Context, network, address string
 		defer d.mu.Unlock()
 		if !d.done {
 			d.fired = true
-			_ = c.SetDeadline(longAgo)
+			_ = c.Close()
 		}
 	})
 	d.mu.Lock()
@@ -77,7 +78,7 @@ func (d *connectDialer) DialContext(ctx context.Context, network, address string
 }
 
 // finish disarms every watcher and reports whether one fired, in which case
-// the connection (if any) has a deadline in the past and must be discarded.
+// the connection (if any) is closed and must be discarded.
 func (d *connectDialer) finish() (fired bool) {
 	d.mu.Lock()
 	d.done = true

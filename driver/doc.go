@@ -115,7 +115,8 @@
 // *.postgres.cosmos.azure.com), require and verify-ca are verified as
 // verify-full, unless azure_allow_insecure_tls=true: Azure's certificates
 // chain to public roots and name the server. Elsewhere they are kept, but to
-// a host that is not local they log one warning (with WithLogger). In
+// a host that is not local they log one warning (to WithLogger's logger, else
+// slog.Default()). In
 // Service Connector's AZURE_POSTGRESQL_CONNECTIONSTRING, which always says
 // sslmode=require, require and verify-ca become verify-full.
 //
@@ -123,8 +124,16 @@
 //
 // PQGO_DEBUG=1 makes lib/pq print each connection's configuration to
 // stderr, the password — the access token — included. pgentra itself never
-// logs a token; with a logger it warns once per Connector when PQGO_DEBUG=1
-// is set.
+// logs a token; it warns once per Connector when PQGO_DEBUG=1 is set (to
+// WithLogger's logger, else slog.Default()). PGENTRA_LOG=debug sends
+// pgentra's own debug logs to stderr without a code change.
+//
+// # Observability
+//
+// WithTracer reports every connect, login attempt and token fetch to a
+// Tracer, with durations, outcomes, SQLSTATEs and refusal reasons, never the
+// token. The module github.com/pgentra/pgentra/otel implements it with
+// OpenTelemetry metrics and spans; this module does not depend on it.
 //
 // # User name
 //

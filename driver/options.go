@@ -20,6 +20,7 @@ type options struct {
 	disableInstanceDiscovery bool
 	tokenOptions             []token.Option
 	getenv                   func(string) string
+	tracer                   Tracer
 }
 
 // WithCredential makes the Connector get tokens from cred instead of the
@@ -42,7 +43,14 @@ func WithTokenCache(c *token.Cache) Option {
 // WithLogger sends the Connector's diagnostics to l: token fetches and their
 // latency, cache misses, refresh failures, invalidations and login retries,
 // all at debug level, login failures at warn level. Tokens, secrets and
-// passwords are never logged. Without it the Connector logs nothing.
+// passwords are never logged.
+//
+// Without it, warnings still reach slog.Default(): what in the configuration
+// may leak the token (sslmode require or verify-ca to a non-local host,
+// PQGO_DEBUG=1; once per Connector), a token fetch that has kept connects
+// waiting for 5 s, and logins refused with the newest token (once until a
+// login works again). With the environment variable PGENTRA_LOG=debug they
+// and the debug diagnostics go to stderr instead, with no code change.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }

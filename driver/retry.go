@@ -37,7 +37,9 @@ func (c *Connector) markRefused(tok azcore.AccessToken, user string, err error) 
 	if _, skewed := expiredButValidHere(err, tok.Token, time.Now()); skewed {
 		r.expired = err
 	}
-	c.refused.Store(r)
+	if c.refused.Swap(r) == nil {
+		c.warnRefused(user, err)
+	}
 }
 
 // azureExpired is the start of Azure's refusal of an expired token ("The

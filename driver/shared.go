@@ -104,10 +104,11 @@ var (
 // and the contents of the certificate files named (a rotated certificate is
 // another credential). Not shared at all: a Connector given WithCredential
 // or WithTokenCache (it keeps what it was given), WithTokenOptions (options
-// are functions: they can't be compared), or client options holding a
-// function or a value that can't be compared.
+// are functions: they can't be compared), WithTracer (the cache reports its
+// fetches to one Connector's tracer), or client options holding a function or
+// a value that can't be compared.
 func identityKey(s settings, scope string, o *options, getenv func(string) string) (sharedKey, bool) {
-	if o.credential != nil || o.cache != nil || len(o.tokenOptions) > 0 {
+	if o.credential != nil || o.cache != nil || len(o.tokenOptions) > 0 || o.tracer != nil {
 		return sharedKey{}, false
 	}
 	w := keyWriter{h: sha256.New()}
@@ -416,8 +417,6 @@ func (c *Connector) useShared(key sharedKey, s settings, scope string, o *option
 		return err
 	}
 	c.shared, c.cred, c.cache, c.lookup = id, id.cred, id.cache, id.lookup
-	if o.logger != nil {
-		c.sub = id.events.subscribe(c.logEvent)
-	}
+	c.sub = id.events.subscribe(c.logEvent) // c.logger is never nil: slog.Default without WithLogger
 	return nil
 }

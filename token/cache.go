@@ -95,6 +95,7 @@ type flight struct {
 	// Under Cache.mu.
 	launched bool               // run was started (or, after Close, never will be)
 	ctx      context.Context    // the call's: the cache's bounded by the fetch timeout; set at launch
+	values   context.Context    // from WithFetchContext, or nil
 	cancel   context.CancelFunc //
 	finished bool               // tok and err are set and done is (or is about to be) closed
 	hung     bool               // abandoned after the fetch timeout while GetToken still ran
@@ -245,7 +246,7 @@ func (c *Cache) acquireSlow(ctx context.Context) (azcore.AccessToken, Source, er
 		c.mu.Unlock()
 		c.emitPtr(reaped)
 		if f != nil {
-			c.launch(f, Event{Kind: RefreshStart, ExpiresOn: e.tok.ExpiresOn, Background: true})
+			c.launch(ctx, f, Event{Kind: RefreshStart, ExpiresOn: e.tok.ExpiresOn, Background: true})
 		}
 		c.emit(Event{Kind: CacheHit, ExpiresOn: e.tok.ExpiresOn})
 		return e.tok, FromCache, nil
@@ -260,7 +261,7 @@ func (c *Cache) acquireSlow(ctx context.Context) (azcore.AccessToken, Source, er
 	}
 	c.emit(Event{Kind: CacheMiss})
 	if started {
-		c.launch(f, Event{Kind: FetchStart})
+		c.launch(ctx, f, Event{Kind: FetchStart})
 	}
 	return c.wait(ctx, f)
 }
@@ -297,8 +298,17 @@ func (c *Cache) startLocked(background, bypass bool) *flight {
 // launch emits f's start event and starts its goroutine. The event comes first, so that
 // events are in order; a handler of it that waits for f (Token, say) starts the
 // goroutine itself, in wait.
-func (c *Cache) launch(f *flight, start Event) {
+func (c *Cache) launch(ctx context.Context, f *flight, start Event) {
 	defer c.ensureLaunched(f)
+	start.Background, start.Refresh = f.background, f.bypass
+	if fn := c.opts.fetchContext; fn != nil {
+		start.Scope = c.scope
+		v := fn(ctx, start)
+		c.mu.Lock()
+		f.values = v
+		c.mu.Unlock()
+		start.Context = v
+	}
 	c.emit(start)
 }
 
@@ -315,6 +325,9 @@ func (c *Cache) ensureLaunched(f *flight) {
 		return
 	}
 	f.ctx, f.cancel = context.WithTimeout(c.ctx, c.opts.fetchTimeout)
+	if f.values != nil {
+		f.ctx = valuesContext{Context: f.ctx, values: f.values}
+	}
 	c.running++
 	go c.run(f)
 }
@@ -379,7 +392,7 @@ func (c *Cache) abandonLocked(f *flight, now time.Time) *Event {
 	if err == ErrClosed {
 		return nil
 	}
-	return &Event{Kind: FetchFailed, Latency: c.opts.fetchTimeout, Err: err, Background: f.background}
+	return &Event{Kind: FetchFailed, Latency: c.opts.fetchTimeout, Err: err, Background: f.background, Refresh: f.bypass, Abandoned: true, Context: f.values}
 }
 
 // finishLocked sets f's result and, if wake, wakes its waiters.
@@ -432,10 +445,10 @@ func (c *Cache) run(f *flight) {
 		switch {
 		case err == nil:
 			c.storeLocked(tok, now)
-			ev = &Event{Kind: FetchEnd, Latency: latency, ExpiresOn: tok.ExpiresOn, Background: f.background}
+			ev = &Event{Kind: FetchEnd, Latency: latency, ExpiresOn: tok.ExpiresOn, Background: f.background, Refresh: f.bypass, Context: f.values}
 		case err != ErrClosed:
 			err = c.failLocked(err, now)
-			ev = &Event{Kind: FetchFailed, Latency: latency, Err: err, Background: f.background}
+			ev = &Event{Kind: FetchFailed, Latency: latency, Err: err, Background: f.background, Refresh: f.bypass, Context: f.values}
 		}
 		if err != nil {
 			tok = azcore.AccessToken{}

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -68,12 +69,23 @@ type Event struct {
 	// Background is true for the fetch events of a background refresh, which no
 	// caller waits for.
 	Background bool
+	// Refresh is true for the fetch events of a fetch started by [Cache.Refresh]
+	// (a login refused with a cached token), which asks the credential to bypass
+	// its own cache.
+	Refresh bool
+	// Abandoned is true for the FetchFailed of a fetch whose GetToken call did
+	// not return within the fetch timeout.
+	Abandoned bool
+	// Context is, for the fetch events (FetchStart, FetchEnd, FetchFailed) when
+	// [WithFetchContext] is set, the context its function returned for this
+	// fetch: a tracer finds its span there. Nil otherwise.
+	Context context.Context
 }
 
 // LogValue renders the event as a slog group with only the fields that are set, so the
 // driver can log it with slog.Any("event", ev).
 func (e Event) LogValue() slog.Value {
-	attrs := make([]slog.Attr, 0, 6)
+	attrs := make([]slog.Attr, 0, 8)
 	attrs = append(attrs, slog.String("kind", e.Kind.String()), slog.String("scope", e.Scope))
 	if e.Latency != 0 {
 		attrs = append(attrs, slog.Duration("latency", e.Latency))
@@ -83,6 +95,12 @@ func (e Event) LogValue() slog.Value {
 	}
 	if e.Background {
 		attrs = append(attrs, slog.Bool("background", true))
+	}
+	if e.Refresh {
+		attrs = append(attrs, slog.Bool("refresh", true))
+	}
+	if e.Abandoned {
+		attrs = append(attrs, slog.Bool("abandoned", true))
 	}
 	if e.Err != nil {
 		attrs = append(attrs, slog.String("error", e.Err.Error()))
@@ -104,8 +122,53 @@ func (e Event) String() string {
 	if e.Background {
 		b.WriteString(" background=true")
 	}
+	if e.Refresh {
+		b.WriteString(" refresh=true")
+	}
+	if e.Abandoned {
+		b.WriteString(" abandoned=true")
+	}
 	if e.Err != nil {
 		fmt.Fprintf(&b, " error=%q", e.Err.Error())
 	}
 	return b.String()
 }
+
+// WithFetchContext sets a function called when a fetch starts (FetchStart, a
+// background refresh included), on the goroutine of the caller whose call
+// started it, with that caller's context. The values (never the deadline or
+// cancellation) of the context it returns are those of the context the
+// credential's GetToken call gets, and the fetch's events carry it in
+// [Event.Context]: a tracer starts a span there, as a child of the caller's,
+// so that the credential's own HTTP spans nest under it, and ends it at
+// FetchEnd or FetchFailed. A caller that joins a fetch another caller has just
+// started may, rarely, launch it before fn has returned: that fetch's
+// GetToken call then does not see fn's values (its events still carry them).
+// A fetch cancelled by Close reports no end event. A nil fn is ignored.
+func WithFetchContext(fn func(ctx context.Context, start Event) context.Context) Option {
+	return func(o *options) {
+		if fn != nil {
+			o.fetchContext = fn
+		}
+	}
+}
+
+// ExpiresOn returns the expiry of the token the cache holds, and false when it
+// holds none (before the first fetch, after an invalidation, after Close). It
+// never returns the token: a metric of the time left until expiry reads it.
+func (c *Cache) ExpiresOn() (time.Time, bool) {
+	e := c.cur.Load()
+	if e == nil {
+		return time.Time{}, false
+	}
+	return e.tok.ExpiresOn, true
+}
+
+// valuesContext is a fetch's context: the cache's deadline and cancellation,
+// the values of the context WithFetchContext returned.
+type valuesContext struct {
+	context.Context
+	values context.Context
+}
+
+func (v valuesContext) Value(key any) any { return v.values.Value(key) }

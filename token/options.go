@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -38,6 +39,7 @@ type options struct {
 	margin         time.Duration
 	clock          Clock
 	onEvent        func(Event)
+	fetchContext   func(context.Context, Event) context.Context
 	fetchTimeout   time.Duration
 	backoffInitial time.Duration
 	backoffMax     time.Duration

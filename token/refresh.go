@@ -88,7 +88,7 @@ func (c *Cache) Refresh(ctx context.Context, refused string) (azcore.AccessToken
 			return azcore.AccessToken{}, err
 		}
 		if started {
-			c.launch(f, Event{Kind: FetchStart})
+			c.launch(ctx, f, Event{Kind: FetchStart})
 		}
 		tok, _, err := c.wait(ctx, f)
 		return tok, err

@@ -400,8 +400,9 @@ func TestScenarioCancelRunningQuery(t *testing.T) {
 			if err == nil {
 				t.Fatal("pg_sleep(30) finished; want it cancelled")
 			}
-			if elapsed >= 2*time.Second {
-				t.Errorf("cancelled query returned after %v, want < 2s", elapsed)
+			// Well under the 30 s sleep; the rest is room for a busy machine.
+			if elapsed >= 10*time.Second {
+				t.Errorf("cancelled query returned after %v, want < 10s (the sleep is 30 s)", elapsed)
 			}
 			var pe *pq.Error
 			if !errors.Is(err, context.DeadlineExceeded) && !(errors.As(err, &pe) && pe.Code == "57014") {
@@ -483,7 +484,7 @@ func TestScenarioIMDSHangHonoursContext(t *testing.T) {
 	closeConnector := func() { closeOnce.Do(func() { c.Close() }) }
 	t.Cleanup(closeConnector)
 
-	connectFailsAtDeadline(t, c, 300*time.Millisecond, time.Second, "against a hung IMDS")
+	connectFailsAtDeadline(t, c, 300*time.Millisecond, 5*time.Second, "against a hung IMDS") // the hang is endless: 5 s is room for a busy machine
 	if n := env.Identity.RequestsFor(p); n < 1 {
 		t.Errorf("IMDS requests = %d, want at least 1", n)
 	}

@@ -184,9 +184,10 @@ func (r skewRun) String() string {
 // credential handed it back) and the error names the clock skew.
 func TestScenarioClockSkew(t *testing.T) {
 	const (
-		skew     = 6 * time.Minute
-		lifetime = 2 * time.Second
-		interval = 200 * time.Millisecond
+		skew = 6 * time.Minute
+		// A retry's new token must outlive a connect on a busy machine: 4 s.
+		lifetime = 4 * time.Second
+		interval = 300 * time.Millisecond
 		pings    = 30
 	)
 	for _, tc := range retryCases() {
@@ -283,7 +284,7 @@ func TestScenarioUserLookupHonoursDeadline(t *testing.T) {
 	for env.Identity.RequestsFor(p) < 2 { // the lookup is at IMDS
 		time.Sleep(5 * time.Millisecond)
 	}
-	connectFailsAtDeadline(t, c, 200*time.Millisecond, 2*time.Second, "while another Connect's user-name lookup hangs")
+	connectFailsAtDeadline(t, c, 200*time.Millisecond, 5*time.Second, "while another Connect's user-name lookup hangs")
 	select {
 	case err := <-first:
 		t.Errorf("the first Connect returned (%v) although its lookup still hangs", err)

@@ -7,10 +7,10 @@
 // module root for the table and the figures of the last run):
 //
 //   - Load across token rotations: 64 workers opening, querying and closing
-//     physical connections for at least 20 token lifetimes lose no operation,
-//     and the identity endpoint sees about one request per refresh, not one
-//     per connection (TestLoadAcrossRotations; a longer soak with
-//     PGENTRA_SOAK=<duration>).
+//     physical connections while the token rotates lose no operation, also on
+//     a busy machine, and the identity endpoint sees about one request per
+//     refresh, not one per connection (TestLoadAcrossRotations; a longer soak
+//     with PGENTRA_SOAK=<duration>).
 //   - Faults of the identity endpoint (429/500/503 bursts, slow and hanging
 //     answers, down at start, down after a token was cached), a backend
 //     restart, a server refusing a cached token, and clock skew between Entra

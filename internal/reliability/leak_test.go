@@ -32,10 +32,11 @@ func ownGoroutines() []string {
 	return out
 }
 
-// settle polls until no goroutine of ours is left or 2 s have passed.
+// settle polls until no goroutine of ours is left or 10 s have passed (a
+// busy machine may be slow to run the last of them).
 func settle(t *testing.T, what string) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		g := ownGoroutines()
 		if len(g) == 0 {
@@ -55,7 +56,8 @@ func settle(t *testing.T, what string) {
 // time, and Close returns promptly then. (Idle HTTP connections of the
 // credential's transport belong to azcore and are not counted.)
 func TestNoGoroutineLeak(t *testing.T) {
-	env := startEnv(t, 2*time.Second)
+	// 8 s tokens: a connect slowed by a busy machine cannot outlive one.
+	env := startEnv(t, 8*time.Second)
 	p := newIdentity(t, env, "id-leak-g")
 	settle(t, "start") // nothing of ours before
 
@@ -66,7 +68,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		db := sql.OpenDB(c)
 		db.SetMaxIdleConns(4)
-		ctx, cancel := runFor(2500 * time.Millisecond) // past one background refresh
+		ctx, cancel := runFor(5 * time.Second) // past one background refresh (at 4 s)
 		var l load
 		l.runPaced(ctx, 8, 10*time.Millisecond, queryOnce(db, 5*time.Second))
 		cancel()
@@ -92,7 +94,9 @@ func TestNoGoroutineLeak(t *testing.T) {
 		waitFor(t, func() bool { return len(ownGoroutines()) > 0 }, "the hanging fetch to show up")
 		start := time.Now()
 		c.Close()
-		if d := time.Since(start); !within(d, time.Second) {
+		// The fetch hangs for ever: any bound proves Close does not wait for it
+		// (it waits 500 ms at most; the rest is room for a busy machine).
+		if d := time.Since(start); !within(d, 3*time.Second) {
 			t.Errorf("Connector.Close took %s with a hanging fetch", d)
 		}
 		select {
@@ -100,7 +104,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 			if err == nil {
 				t.Error("Connect succeeded")
 			}
-		case <-time.After(2 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Error("Connect still blocked after Close")
 		}
 		settle(t, "Connector.Close with a hanging fetch")

@@ -147,7 +147,7 @@ func TestAzureDeveloperCLICredentialDelay(t *testing.T) {
 		t.Errorf("delayed azd: err %v after %v", err, time.Since(start))
 	}
 
-	if err := azd.SetDelay(5 * time.Second); err != nil {
+	if err := azd.SetDelay(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -158,7 +158,7 @@ func TestAzureDeveloperCLICredentialDelay(t *testing.T) {
 	if err == nil || at.Token != "" {
 		t.Fatalf("azd slower than the deadline: token %t, err %v", at.Token != "", err)
 	}
-	if ctx.Err() == nil || took > 2*time.Second {
+	if ctx.Err() == nil || took > 10*time.Second { // half the delay: room for a busy machine
 		t.Errorf("azd slower than the deadline: returned after %v (ctx err %v), want soon after 200ms", took, ctx.Err())
 	}
 	if azd.Runs() != 2 {

@@ -257,7 +257,7 @@ func TestCancelForwarded(t *testing.T) {
 	if err == nil {
 		t.Fatal("pg_sleep(10) was not cancelled")
 	}
-	if elapsed > 3*time.Second {
+	if elapsed > 6*time.Second { // room for a busy machine
 		t.Fatalf("cancelled query took %v, want well under the 10 s sleep", elapsed)
 	}
 	if pqErr := asPQ(t, err); pqErr.Code != "57014" {
