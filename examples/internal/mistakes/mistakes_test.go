@@ -31,23 +31,24 @@ func TestMain(m *testing.M) { os.Exit(extest.Main(m)) }
 // An attempt is one careless try. The newcomer sees err; the fix must be
 // named in pgentra's hint (LoginError.Hint) or, for errors that are not a
 // LoginError, in the message — and, where pgentra never gets to explain
-// (GORM on pgx, a query sqlx left with `?`), in the README row that quotes
-// what the newcomer sees.
+// (GORM on pgx, a query sqlx left with `?`), in the docs section that
+// quotes what the newcomer sees.
 type attempt struct {
 	name string
 	try  func(t *testing.T, env *emulator.Env) error
 	// want: key words of the hint, or of the message when there is no
 	// LoginError.
 	want []string
-	// readme: what the README must explain.
+	// readme: what the docs (docs/*.md) must explain.
 	readme []readmeCheck
 }
 
-// readmeCheck: a README troubleshooting row (or, with section set, that
-// README section) must quote quote and name every fix.
+// readmeCheck: a section of docs/troubleshooting.md (or, with file and
+// section set, that section of that page) must quote quote and name every
+// fix.
 type readmeCheck struct {
-	quote, section string
-	fix            []string
+	quote, file, section string
+	fix                  []string
 }
 
 // TestCarelessAttempts is issue 15's table: every mistake, the words that
@@ -210,7 +211,7 @@ func TestCarelessAttempts(t *testing.T) {
 				return err
 			},
 			want: []string{`syntax error at or near ","`},
-			readme: []readmeCheck{{quote: `pq: syntax error at or near ","`, section: "## With GORM, sqlx",
+			readme: []readmeCheck{{quote: `pq: syntax error at or near ","`, file: "docs/orms-and-tools.md", section: "## sqlx",
 				fix: []string{`sqlx.NewDb(sqlDB, "postgres")`, `sqlx.BindDriver("pgentra", sqlx.DOLLAR)`}}},
 		},
 		{
@@ -244,7 +245,7 @@ func TestCarelessAttempts(t *testing.T) {
 			want: []string{"permission denied for schema public"},
 			readme: []readmeCheck{
 				{quote: "permission denied for schema public", fix: []string{`GRANT CREATE ON SCHEMA public TO "<role>"`, "docs/admin.sql", "search_path"}},
-				{quote: "permission denied for schema public", section: "## Schemas and migrations",
+				{quote: "permission denied for schema public", file: "docs/azure-setup.md", section: "## Schemas and migrations",
 					fix: []string{`GRANT CREATE ON SCHEMA public TO "id-orders"`, "docs/admin.sql", "search_path=orders", "options='-c search_path=orders'"}},
 			},
 		},
@@ -315,7 +316,6 @@ func TestCarelessAttempts(t *testing.T) {
 			want: []string{"pgaadauth_create_principal_with_oid"},
 		},
 	}
-	readme := readREADME(t)
 	for _, a := range attempts {
 		t.Run(a.name, func(t *testing.T) {
 			env := extest.Env(t)
@@ -326,7 +326,7 @@ func TestCarelessAttempts(t *testing.T) {
 			}
 			wantHint(t, err, a.want...)
 			for _, r := range a.readme {
-				checkREADME(t, readme, r.section, r.quote, r.fix)
+				checkDocs(t, r)
 			}
 		})
 	}
@@ -420,61 +420,65 @@ func migrate(t *testing.T, dsn string) error {
 	return db.WithContext(extest.Context(t, time.Minute)).AutoMigrate(&Widget{})
 }
 
-func readREADME(t *testing.T) string {
+// checkDocs asserts that the docs explain r.quote and name every fix: in
+// one section (text from a heading to the next) of r.file, default
+// docs/troubleshooting.md, whose heading starts with r.section when set.
+// White space is collapsed, so reflowed lines still match.
+func checkDocs(t *testing.T, r readmeCheck) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	file := orDefault(r.file, "docs/troubleshooting.md")
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", filepath.FromSlash(file)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
-}
-
-// checkREADME asserts that the README explains quote and names every fix:
-// in a troubleshooting row (a table line quoting it), or, with section set,
-// in that section.
-func checkREADME(t *testing.T, readme, section, quote string, fix []string) {
-	t.Helper()
+	quote := collapse(r.quote)
 	var places []string
-	if section != "" {
-		if s := readmeSection(readme, section); strings.Contains(s, quote) {
+	for _, s := range docSections(string(b)) {
+		if r.section != "" && !strings.HasPrefix(s, r.section) {
+			continue
+		}
+		if strings.Contains(collapse(s), quote) {
 			places = append(places, s)
 		}
-	} else {
-		for _, line := range strings.Split(readmeSection(readme, "## Troubleshooting"), "\n") {
-			if strings.HasPrefix(line, "|") && strings.Contains(line, quote) {
-				places = append(places, line)
-			}
-		}
 	}
+	what := file + " " + orDefault(r.section, "section")
 	if len(places) == 0 {
-		t.Errorf("README: no %s quotes %q", orDefault(section, "troubleshooting row"), quote)
+		t.Errorf("%s: none quotes %q", what, r.quote)
 		return
 	}
 	for _, p := range places {
 		ok := true
-		for _, f := range fix {
-			ok = ok && strings.Contains(p, f)
+		for _, f := range r.fix {
+			ok = ok && strings.Contains(collapse(p), collapse(f))
 		}
 		if ok {
 			return
 		}
 	}
-	t.Errorf("README: no %s quoting %q names all of %q:\n%s", orDefault(section, "troubleshooting row"), quote, fix, strings.Join(places, "\n"))
+	t.Errorf("%s: none quoting %q names all of %q:\n%s", what, r.quote, r.fix, strings.Join(places, "\n"))
 }
 
-// readmeSection returns the section whose heading starts with heading, up
-// to the next heading of the same level.
-func readmeSection(readme, heading string) string {
-	i := strings.Index(readme, "\n"+heading)
-	if i < 0 {
-		return ""
+// docSections splits a Markdown page at its headings (lines starting with
+// "#" outside code fences); each section starts with its heading line.
+func docSections(text string) []string {
+	var sections []string
+	var cur strings.Builder
+	fenced := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			fenced = !fenced
+		}
+		if !fenced && strings.HasPrefix(line, "#") && cur.Len() > 0 {
+			sections = append(sections, cur.String())
+			cur.Reset()
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
 	}
-	s := readme[i+1:]
-	if j := strings.Index(s[len(heading):], "\n## "); j >= 0 {
-		s = s[:len(heading)+j]
-	}
-	return s
+	return append(sections, cur.String())
 }
+
+func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func orDefault(s, d string) string {
 	if s == "" {
