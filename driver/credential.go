@@ -26,7 +26,7 @@ func cloudForScope(scope string) (cloud.Configuration, string) {
 
 // newCredential builds the credential that azure_credential names. It runs
 // once per Connector: a credential per connection would mean an IMDS call or
-// an `az` process per connection (DESIGN §12).
+// an `az` process per connection.
 func newCredential(s settings, scope string, o *options, getenv func(string) string) (azcore.TokenCredential, error) {
 	co := o.clientOptions
 	if co.Cloud.ActiveDirectoryAuthorityHost == "" && getenv("AZURE_AUTHORITY_HOST") == "" {

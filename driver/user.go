@@ -29,8 +29,8 @@ const (
 // errLookupClosed is returned to callers of a lookup that Close stopped.
 var errLookupClosed = errors.New("pgentra: connector closed")
 
-// deriveUser finds the PostgreSQL role name of the identity behind tok
-// (DESIGN §9): the last segment of xms_mirid for a managed identity, else the
+// deriveUser finds the PostgreSQL role name of the identity behind tok:
+// the last segment of xms_mirid for a managed identity, else the
 // user's upn / preferred_username / unique_name.
 //
 // Database-scope managed-identity tokens carry no xms_mirid, so when the

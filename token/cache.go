@@ -52,7 +52,7 @@ type entry struct {
 	expireAt time.Time
 }
 
-// newEntry computes the deadlines of tok obtained at now (DESIGN §7). The caller
+// newEntry computes the deadlines of tok obtained at now. The caller
 // guarantees tok.ExpiresOn is after now; now and tok's times carry no monotonic reading.
 func newEntry(tok azcore.AccessToken, now time.Time, margin time.Duration) *entry {
 	life := tok.ExpiresOn.Sub(now)

@@ -166,8 +166,8 @@ func (d *claimDecoder) numericDate(name string) time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
 }
 
-// PrincipalName returns the PostgreSQL role name the token's principal most likely has
-// (DESIGN §9), or "" when the token does not say: the last segment of xms_mirid (a
+// PrincipalName returns the PostgreSQL role name the token's principal most likely has,
+// or "" when the token does not say: the last segment of xms_mirid (a
 // managed identity's resource name, e.g. "id-orders" from
 // ".../userAssignedIdentities/id-orders", or the VM or app name for a system-assigned
 // identity), else upn, preferred_username, unique_name. Service-principal tokens carry

@@ -14,7 +14,7 @@ func jwt(payload string) string {
 	return enc([]byte(`{"alg":"RS256","typ":"JWT","kid":"test"}`)) + "." + enc([]byte(payload)) + ".c2lnbmF0dXJl"
 }
 
-// Claim sets from /work/shared/claims.md.
+// Claim sets shaped like Azure's tokens.
 const (
 	claimsUser = `{"aud":"https://ossrdbms-aad.database.windows.net","iss":"https://sts.windows.net/72f988bf-0000-0000-0000-2d7cd011db47/",
  "iat":1764339000,"nbf":1764339000,"exp":1764343500,

@@ -22,7 +22,7 @@ const (
 	ScopeManagement = "https://management.azure.com/.default"
 )
 
-// hostScopes maps host-name suffixes to scopes (DESIGN §6). The leading dot makes a
+// hostScopes maps host-name suffixes to scopes. The leading dot makes a
 // suffix match whole labels only.
 var hostScopes = [...]struct{ suffix, scope string }{
 	{".postgres.database.azure.com", ScopePublic},
