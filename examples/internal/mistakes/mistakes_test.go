@@ -200,7 +200,7 @@ func TestCarelessAttempts(t *testing.T) {
 					t.Errorf("Rebind = %q; sqlx now knows pgentra: this row tests nothing", got)
 				}
 				_, err = db.ExecContext(ctx, db.Rebind(q), 1, "x")
-				// The fix the README prefers: the same *sql.DB, named "postgres" for sqlx.
+				// The fix the docs prefer: the same *sql.DB, named "postgres" for sqlx.
 				fixed := sqlx.NewDb(db.DB, "postgres")
 				if got := fixed.Rebind(q); got != "insert into notes (id, body) values ($1, $2)" {
 					t.Errorf("sqlx.NewDb(db, \"postgres\").Rebind = %q", got)
@@ -224,7 +224,7 @@ func TestCarelessAttempts(t *testing.T) {
 				if !errors.As(err, &pe) || pe.Code != "42501" {
 					t.Errorf("err = %v, want *pq.Error 42501", err)
 				}
-				// The README's fixes work: a schema the role owns, named in
+				// The docs' fixes work: a schema the role owns, named in
 				// the DSN's search_path (pq's run-time key, or options).
 				ctx := extest.Context(t, time.Minute)
 				schema := fmt.Sprintf("app_nc%d", seq.Add(1))
