@@ -200,3 +200,31 @@ func TestTroubleshootingAnchors(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMETestCommand: the test command the README gives is the one CI
+// runs.
+func TestREADMETestCommand(t *testing.T) {
+	const cmd = "bash scripts/test"
+	root := filepath.Join("..", "..")
+	hasLine := func(file string, ok func(line string) bool) bool {
+		b, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if ok(strings.TrimSpace(line)) {
+				return true
+			}
+		}
+		return false
+	}
+	if !hasLine("README.md", func(l string) bool { return l == cmd || strings.HasPrefix(l, cmd+" ") }) {
+		t.Errorf("README.md gives no line starting with %q", cmd)
+	}
+	if !hasLine(filepath.Join(".ci", "run"), func(l string) bool { return l == cmd }) {
+		t.Errorf(".ci/run does not run %q", cmd)
+	}
+	if _, err := os.Stat(filepath.Join(root, "scripts", "test")); err != nil {
+		t.Error(err)
+	}
+}
