@@ -206,7 +206,11 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 // the server's refusal is returned (with a clock-skew hint when the server
 // said "expired" of a token whose exp is still ahead here). If no new token
 // can be had, the server's refusal is returned joined with the credential's
-// error.
+// error (or with token.ErrRefreshLimited while the cache rate-limits
+// refusal-driven refreshes). A token refused as expired that expired while
+// its login was in flight (it had time left when the login started) is
+// always retried once with a new token and never marked refused: the
+// connect was slow, nothing is misconfigured.
 func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Context, e *pqEntry) error) (err error) {
 	if c.tracer != nil {
 		var tr *connectTrace
@@ -238,7 +242,10 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	if !isAuthFailure(err) || ctx.Err() != nil {
 		return c.connectError(ctx, tok, user, err)
 	}
-	if c.refused.Load() != nil || src == token.Fetched && !c.skewed(err, tok) {
+	// A token that expired while its login was in flight says nothing about the
+	// role or the credential: always worth one retry with a new token.
+	inFlight := expiredWhileInFlight(err)
+	if !inFlight && (c.refused.Load() != nil || src == token.Fetched && !c.skewed(err, tok)) {
 		c.markRefused(tok, user, err)
 		return c.connectError(ctx, tok, user, err)
 	}
@@ -251,7 +258,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	c.debug(ctx, "pgentra: login refused with a cached token; retrying once with a new token", slog.String("user", user), slog.String("error", errorText(err)))
 	next, rerr := c.refreshFor(ctx, tok.Token)
 	if rerr != nil {
-		return c.connectError(ctx, tok, user, retryFailed(err, c.tokenError(ctx, rerr)))
+		return c.connectError(ctx, tok, user, retryFailed(err, c.refreshError(ctx, rerr)))
 	}
 	if next.Token == tok.Token {
 		c.debug(ctx, "pgentra: the credential handed back the refused token; not retrying with it", slog.String("user", user))
@@ -270,7 +277,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	if user, err = c.login(ctx, tok, attempt); err == nil {
 		return nil
 	}
-	if isAuthFailure(err) && ctx.Err() == nil {
+	if isAuthFailure(err) && ctx.Err() == nil && !expiredWhileInFlight(err) {
 		c.markRefused(tok, user, err) // the newest token there is
 	}
 	return c.connectError(ctx, tok, user, err)
@@ -289,10 +296,16 @@ func (c *Connector) login(ctx context.Context, tok azcore.AccessToken, attempt f
 		return "", err
 	}
 	e := c.entry(tok.Token, user)
+	start := time.Now()
 	if c.tracer != nil {
-		return user, c.traceLogin(ctx, traceOf(ctx), user, func(ctx context.Context) error { return attempt(ctx, e) })
+		err = c.traceLogin(ctx, traceOf(ctx), user, func(ctx context.Context) error { return attempt(ctx, e) })
+	} else {
+		err = attempt(ctx, e)
 	}
-	return user, attempt(ctx, e)
+	if err != nil {
+		err = checkInFlight(err, tok, start, time.Now())
+	}
+	return user, err
 }
 
 // dial is Connect's attempt: pq's login with e, bounded as a whole by ctx.
@@ -376,7 +389,7 @@ func (c *Connector) connectError(ctx context.Context, tok azcore.AccessToken, us
 		return err // user derivation failed, or ctx ended: already explained
 	}
 	le := &LoginError{User: user, Derived: c.deriveUser, Principal: principalOf(tok.Token), Hint: loginHint(err, hintInput{User: user, Given: !c.deriveUser, Scope: c.scope, Token: tok.Token, Port: c.base.Port, Host: c.base.Host, TLS: c.tls}), Err: err}
-	c.clockSkewHint(le, tok.Token)
+	c.expiryHint(le, tok.Token)
 	if c.explicit {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "pgentra: login failed", slog.String("error", le.Error()))
 	}

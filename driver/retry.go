@@ -90,12 +90,74 @@ func skewHint(err error, tok string, now time.Time) string {
 		ahead, claims.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), ahead)
 }
 
-// clockSkewHint replaces le's hint with the clock-skew one when the server
-// refused tok as expired while its exp is still ahead here.
-func (c *Connector) clockSkewHint(le *LoginError, tok string) {
+// expiryHint replaces le's hint when the server refused tok as expired and
+// this machine can say why: the token expired while the login was in flight,
+// or its exp is still ahead here (clock skew).
+func (c *Connector) expiryHint(le *LoginError, tok string) {
+	var x *inFlightExpiry
+	if errors.As(le.Err, &x) {
+		le.Hint = x.hint()
+		return
+	}
 	if h := skewHint(le.Err, tok, time.Now()); h != "" {
 		le.Hint = h
 	}
+}
+
+// inFlightExpiry is the server's refusal of a token as expired when the
+// token expired while the login was in flight: it had left to live when
+// the login started, and the connect took longer. Not a clock problem: a
+// slow connect (network, server, an overloaded machine) outlived the token.
+// It wraps the server's error unchanged (errors.As *pq.Error works).
+type inFlightExpiry struct {
+	err        error
+	left, took time.Duration
+}
+
+func (x *inFlightExpiry) Error() string { return x.err.Error() }
+func (x *inFlightExpiry) Unwrap() error { return x.err }
+
+func (x *inFlightExpiry) hint() string {
+	return fmt.Sprintf("the token expired while the login was in flight: it had %s left when the login started and the connect took %s "+
+		"(a slow network or server, or an overloaded machine; the clocks are not at fault); pgentra retries such a login once with a new token, "+
+		"so if this persists, connects take longer than the tokens live",
+		x.left.Round(time.Millisecond), x.took.Round(time.Millisecond))
+}
+
+// checkInFlight returns err as an *inFlightExpiry when the server refused
+// tok as expired and tok's exp (its claim; else the credential's
+// ExpiresOn) was still ahead when the login started at start but no longer
+// when it ended at end; else err unchanged.
+func checkInFlight(err error, tok azcore.AccessToken, start, end time.Time) error {
+	if !refusedAsExpired(err) {
+		return err
+	}
+	exp := tok.ExpiresOn
+	if claims, perr := token.ParseClaims(tok.Token); perr == nil && !claims.ExpiresAt.IsZero() {
+		exp = claims.ExpiresAt
+	}
+	if !exp.After(start) || exp.After(end) {
+		return err
+	}
+	return &inFlightExpiry{err: err, left: exp.Sub(start), took: end.Sub(start)}
+}
+
+// expiredWhileInFlight reports whether err is a refusal of a token that
+// expired during its login (checkInFlight).
+func expiredWhileInFlight(err error) bool {
+	var x *inFlightExpiry
+	return errors.As(err, &x)
+}
+
+// refreshError explains why the retry after a refused login got no new
+// token: the credential's failure (a *TokenError naming it), or the cache's
+// rate limit on refusal-driven refreshes, which is no fault of the
+// credential.
+func (c *Connector) refreshError(ctx context.Context, err error) error {
+	if errors.Is(err, token.ErrRefreshLimited) {
+		return err
+	}
+	return c.tokenError(ctx, err)
 }
 
 // skewed reports whether err refuses tok as expired while its exp is still

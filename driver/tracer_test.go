@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/token"
 )
 
 // recTracer records every call of a Tracer as text (%+v of its data).
@@ -92,7 +93,10 @@ func (r *recTracer) text() string {
 func TestTracerSeesConnectsLoginsAndFetches(t *testing.T) {
 	cred := &msalLike{honoursClaims: true, lifetime: time.Hour}
 	rec := &recTracer{}
-	c := retryConnector(t, cred, WithTracer(rec))
+	// Refusal-driven refreshes are rate-limited; the cache's clock moves past
+	// the window between this test's two refused connects.
+	clock := &fakeClock{now: time.Now()}
+	c := retryConnector(t, cred, WithTracer(rec), WithTokenOptions(token.WithClock(clock)))
 	ctx := context.Background()
 	var sent []string
 	run := func(script ...error) error {
@@ -107,6 +111,7 @@ func TestTracerSeesConnectsLoginsAndFetches(t *testing.T) {
 	if err := run(errNoRole); err != nil {
 		t.Fatalf("retry with a new token: %v", err)
 	}
+	clock.Add(3 * time.Minute)
 	errAudience := &pq.Error{Severity: "FATAL", Code: "28000", Message: `The access token does not have a valid audience claim. Please acquire a new token for the resource "https://ossrdbms-aad.database.windows.net".`}
 	if err := run(errAudience, errAudience); err == nil {
 		t.Fatal("a login refused twice succeeded")

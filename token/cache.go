@@ -21,8 +21,9 @@ var ErrClosed = errors.New("pgentra: token cache closed")
 type Source int
 
 const (
-	// FromCache: the token was already cached when the call came in, so a login
-	// failure with it may be cured by [Cache.Invalidate] and one retry.
+	// FromCache: the token was already cached when the call came in (or a fetch
+	// brought back, from the credential's own cache, a token a server had refused),
+	// so a login failure with it may be cured by [Cache.Refresh] and one retry.
 	FromCache Source = iota
 	// Fetched: the token was obtained from the credential while this call waited, so
 	// it is as fresh as it gets and retrying with another one is pointless.
@@ -50,6 +51,8 @@ type entry struct {
 	refreshAt time.Time
 	// expireAt: from here the token is treated as expired and callers must wait.
 	expireAt time.Time
+	// obtained: when the cache stored it.
+	obtained time.Time
 }
 
 // newEntry computes the deadlines of tok obtained at now. The caller
@@ -71,7 +74,7 @@ func newEntry(tok azcore.AccessToken, now time.Time, margin time.Duration) *entr
 	if refreshAt.After(expireAt) {
 		refreshAt = expireAt
 	}
-	return &entry{tok: tok, refreshAt: refreshAt, expireAt: expireAt}
+	return &entry{tok: tok, refreshAt: refreshAt, expireAt: expireAt, obtained: now}
 }
 
 // wallClock strips the monotonic reading of tok's times: a credential that computes
@@ -91,6 +94,9 @@ type flight struct {
 	done       chan struct{}
 	background bool
 	bypass     bool // asks the credential to skip its own cache (Refresh)
+	// broughtBack: the token it got is one a server refused (the credential's own
+	// cache handed it back), so its waiters get it as FromCache, not Fetched.
+	broughtBack bool
 
 	// Under Cache.mu.
 	launched bool               // run was started (or, after Close, never will be)
@@ -136,6 +142,12 @@ type Cache struct {
 	running     int // goroutines started by the cache that have not ended
 	inHandler   int // of those, ones running (or about to run) an event handler
 	hung        int // of those, ones in a GetToken call abandoned after the fetch timeout
+
+	// Refusals reported by Refresh (and Invalidate); see refusalLimitLocked.
+	refusedTok   string        // the last token reported refused
+	lastRefusal  time.Time     // when a refusal was last reported
+	bypassAt     time.Time     // when the last refusal-driven bypass fetch started
+	bypassWindow time.Duration // no other one before bypassAt + bypassWindow; 0: at once
 
 	waiting atomic.Int64 // callers blocked on a flight; read by tests
 }
@@ -362,6 +374,9 @@ func (c *Cache) wait(ctx context.Context, f *flight) (azcore.AccessToken, Source
 	if f.err != nil {
 		return azcore.AccessToken{}, FromCache, f.err
 	}
+	if f.broughtBack {
+		return f.tok, FromCache, nil
+	}
 	return f.tok, Fetched, nil
 }
 
@@ -445,6 +460,7 @@ func (c *Cache) run(f *flight) {
 		switch {
 		case err == nil:
 			c.storeLocked(tok, now)
+			f.broughtBack = c.refusedTok != "" && tok.Token == c.refusedTok
 			ev = &Event{Kind: FetchEnd, Latency: latency, ExpiresOn: tok.ExpiresOn, Background: f.background, Refresh: f.bypass, Context: f.values}
 		case err != ErrClosed:
 			err = c.failLocked(err, now)
@@ -576,15 +592,26 @@ func spread(d time.Duration) time.Duration {
 
 // Invalidate drops the cached token if it is still the current one, so that the next
 // call fetches a new token. When a newer token has been cached meanwhile, nothing
-// happens, so a slow retry never throws away a good token. After a login refused with a
-// cached token, prefer [Cache.Refresh]: the credential may hand the dropped token back
-// from its own cache.
+// happens, so a slow retry never throws away a good token. The token is dropped at
+// once, whether or not a replacement can be had: until a fetch succeeds, callers wait
+// for it and, while the credential fails, get its error. After a login refused with a
+// cached token use [Cache.Refresh] instead: it keeps serving the token to every other
+// caller until a replacement has been stored, and asks the credential past its own
+// cache. Like Refresh, Invalidate remembers the token as refused: if the credential
+// hands it back from its own cache, [Cache.Acquire] reports it as [FromCache], not
+// [Fetched].
 func (c *Cache) Invalidate(token string) {
 	e := c.cur.Load()
 	if e == nil || token == "" || e.tok.Token != token {
 		return
 	}
-	if c.cur.CompareAndSwap(e, nil) {
+	c.mu.Lock()
+	dropped := !c.closed && c.cur.CompareAndSwap(e, nil)
+	if dropped {
+		c.refusedTok = token
+	}
+	c.mu.Unlock()
+	if dropped {
 		c.emit(Event{Kind: Invalidated, ExpiresOn: e.tok.ExpiresOn})
 	}
 }

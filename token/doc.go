@@ -14,7 +14,11 @@
 //
 // After a server refuses a cached token, [Cache.Refresh] gets a new one, asking the
 // credential to bypass its own cache (MSAL keeps managed identity and service principal
-// tokens for up to 24 hours); [Cache.Invalidate] only drops the cached one.
+// tokens for up to 24 hours). Until the new one is stored, the refused token — still
+// valid — is served to every other caller, so one refusal during an identity outage
+// does not empty the cache; and refusal-driven requests are rate-limited, so a server
+// that refuses at random costs at most one request per back-off window.
+// [Cache.Invalidate] drops the cached token at once.
 //
 // The cache exists because azidentity credentials cache unevenly: the Azure CLI
 // credentials cache nothing and spawn a process per call, and a token fetched once at

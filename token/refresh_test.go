@@ -135,8 +135,8 @@ func TestRefreshReturnsNewerTokenWithoutRequest(t *testing.T) {
 	if n := len(cred.options()); n != 2 {
 		t.Fatalf("GetToken calls = %d, want 2", n)
 	}
-	if n := log.count(Invalidated); n != 1 {
-		t.Fatalf("Invalidated events = %d, want 1", n)
+	if n := log.count(Invalidated); n != 0 {
+		t.Fatalf("Invalidated events = %d, want 0: Refresh keeps the refused token until it is replaced", n)
 	}
 }
 
@@ -190,7 +190,7 @@ func TestRefreshSingleFlight(t *testing.T) {
 	release := cred.block()
 	const n = 20
 	var wg sync.WaitGroup
-	results := make(chan string, n+1)
+	results := make(chan string, n)
 	for range n {
 		wg.Add(1)
 		go func() {
@@ -203,17 +203,11 @@ func TestRefreshSingleFlight(t *testing.T) {
 		}()
 	}
 	eventually(t, "the refreshers to wait", func() bool { return c.waiting.Load() == n })
-	// A plain caller arriving meanwhile joins the same fetch.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tok, err := c.Token(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		results <- tok.Token
-	}()
-	eventually(t, "all callers to wait", func() bool { return c.waiting.Load() == n+1 })
+	// A plain caller arriving meanwhile gets the refused token, still valid, at once:
+	// it is served to everyone else until its replacement is stored.
+	if tok, src, err := c.Acquire(ctx); err != nil || tok.Token != first.Token || src != FromCache {
+		t.Fatalf("Acquire during the refresh = (%q, %v, %v); want the cached token", tok.Token, src, err)
+	}
 	release()
 	wg.Wait()
 	close(results)
@@ -223,6 +217,9 @@ func TestRefreshSingleFlight(t *testing.T) {
 			t.Fatalf("callers got %q and %q, want one new token", seen, tok)
 		}
 		seen = tok
+	}
+	if tok, _ := c.Token(ctx); tok.Token != seen {
+		t.Fatalf("Token after the refresh = %q, want the new %q", tok.Token, seen)
 	}
 	if got := cred.calls.Load(); got != 2 {
 		t.Fatalf("GetToken calls = %d, want 2 (one fetch, one refresh)", got)
