@@ -11,6 +11,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/internal/clouds"
 	"github.com/pgentra/pgentra/internal/dsn"
 	"github.com/pgentra/pgentra/token"
 )
@@ -109,7 +110,7 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	if scope == "" {
 		scope = token.ScopeForHost(cfg.Host)
 	}
-	_, mgmtScope := cloudForScope(scope)
+	mgmtScope := clouds.ForScope(scope).ManagementScope
 	c := &Connector{
 		redacted:   dsn.Describe(cfg, p.userGiven),
 		scope:      scope,
