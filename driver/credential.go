@@ -359,3 +359,10 @@ func credentialName(cred azcore.TokenCredential, credKind string) string {
 	}
 	return strings.ReplaceAll(credKind, "_", " ") + " credential"
 }
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
