@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/internal/clouds"
 	"github.com/pgentra/pgentra/internal/dsn"
+	"github.com/pgentra/pgentra/internal/pqinternal"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -170,7 +171,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	err := c.withLogin(ctx, func(ctx context.Context, e *pqEntry) error {
 		cn, err := c.dial(ctx, e)
 		if err == nil {
-			forgetPassword(cn)
+			pqinternal.ForgetPassword(cn)
 			conn = cn
 		}
 		return err
