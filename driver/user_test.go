@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/internal/dsn"
 	"github.com/pgentra/pgentra/token"
 )
@@ -366,5 +367,13 @@ func TestClaimValuesQuotedInErrors(t *testing.T) {
 	tok := fakeJWT(sp, 1)
 	if p := principalOf(tok); strings.ContainsAny(p, "\n\x1b") || !strings.Contains(p, strconv.Quote(hostile)) {
 		t.Errorf("LoginError.Principal = %q; want the claim quoted", p)
+	}
+	// The hint of a refused login names the role the token's claims suggest.
+	user := userClaims()
+	user["upn"] = hostile
+	refused := &pq.Error{Severity: "FATAL", Code: "28P01", Message: `password authentication failed for user "carol"`}
+	hint := loginHint(refused, hintInput{User: "carol", Given: true, Scope: token.ScopePublic, Token: fakeJWT(user, 2), Port: 5432, Host: "h"})
+	if strings.ContainsAny(hint, "\n\x1b") || !strings.Contains(hint, strconv.Quote(hostile)) {
+		t.Errorf("hint shows a claim raw, or not at all: %q", hint)
 	}
 }
