@@ -377,3 +377,43 @@ func TestClaimValuesQuotedInErrors(t *testing.T) {
 		t.Errorf("hint shows a claim raw, or not at all: %q", hint)
 	}
 }
+
+// TestUserLookupPerIdentity: the lookup that Connectors of one shared
+// identity use remembers each identity's name apart and never reads one
+// identity's name from a management-scope token fetched for another (a
+// developer CLI's login switched accounts between two pools' first
+// connects).
+func TestUserLookupPerIdentity(t *testing.T) {
+	a := miDBClaims()
+	b := miDBClaims()
+	b["oid"] = "1d2c3b4a-0000-0000-0000-5f6e7d8c9b0a"
+	bMgmt := miMgmtClaims("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-billing")
+	bMgmt["oid"] = b["oid"]
+	cred := &fakeCredential{claims: a, mgmt: miMgmtClaims(uamiID)}
+	l := &userLookup{}
+	defer l.close()
+	claims := func(m map[string]any) token.Claims {
+		c, err := token.ParseClaims(fakeJWT(m, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for i := range 2 {
+		if name, err := l.name(context.Background(), claims(a), cred, "custom credential", token.ScopeManagement); err != nil || name != "id-orders" {
+			t.Fatalf("identity A, lookup %d: %q, %v; want id-orders", i, name, err)
+		}
+	}
+	cred.mu.Lock()
+	cred.claims, cred.mgmt = b, bMgmt
+	cred.mu.Unlock()
+	if name, err := l.name(context.Background(), claims(b), cred, "custom credential", token.ScopeManagement); err != nil || name != "id-billing" {
+		t.Fatalf("identity B: %q, %v; want id-billing", name, err)
+	}
+	if name, err := l.name(context.Background(), claims(a), cred, "custom credential", token.ScopeManagement); err != nil || name != "id-orders" {
+		t.Fatalf("identity A again: %q, %v; want id-orders, remembered", name, err)
+	}
+	if n := cred.mgmtCalls.Load(); n != 2 {
+		t.Errorf("management-scope requests = %d, want one per identity (2)", n)
+	}
+}
