@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/internal/clouds"
 	"github.com/pgentra/pgentra/internal/dsn"
-	"github.com/pgentra/pgentra/token"
 )
 
 // Keys of the connection string that belong to pgentra. They are
@@ -34,7 +34,7 @@ const (
 // host the token is sent to, so it must not be able to ask for a token of
 // another resource (Resource Manager, Key Vault, Graph) and send it there:
 // a custom scope takes code (WithTokenCache with a token.Cache of that scope).
-var dsnScopes = []string{token.ScopePublic, token.ScopeChina, token.ScopeUSGov, token.ScopeCosmos}
+var dsnScopes = clouds.Scopes()
 
 var knownKeys = []string{
 	keyAllowInsecureTLS, keyCertificatePath, keyClientID, keyCredential, keyFederatedToken,

@@ -13,7 +13,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/internal/clouds"
 	"github.com/pgentra/pgentra/internal/dsn"
+	"github.com/pgentra/pgentra/internal/pqinternal"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -114,7 +116,7 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	if scope == "" {
 		scope = token.ScopeForHost(cfg.Host)
 	}
-	_, mgmtScope := cloudForScope(scope)
+	mgmtScope := clouds.ForScope(scope).ManagementScope
 	c := &Connector{
 		redacted:   dsn.Describe(cfg, p.userGiven),
 		scope:      scope,
@@ -177,7 +179,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	err := c.withLogin(ctx, func(ctx context.Context, e *pqEntry) error {
 		cn, err := c.dial(ctx, e)
 		if err == nil {
-			forgetPassword(cn)
+			pqinternal.ForgetPassword(cn)
 			conn = cn
 		}
 		return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"unicode"
 
 	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/token"
@@ -136,6 +137,9 @@ func loginHint(err error, in hintInput) string {
 // noRoleHint explains a 28P01: no role named in.User maps to the token's identity.
 func noRoleHint(in hintInput, claims token.Claims, role string) string {
 	derived := claims.PrincipalName()
+	if strings.ContainsFunc(derived, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		derived = "" // an untrusted claim is not suggested raw; describe quotes it
+	}
 	switch {
 	case in.Given && derived != "" && derived != in.User:
 		return fmt.Sprintf("role %s does not map to this token's identity; this token's identity maps to role %q (its name in the token): set user=%s, or leave user out and pgentra derives it (if that role does not exist yet, an Entra administrator creates it: select * from pgaadauth_create_principal(%s, false, false);); if %s is an Entra group's role, this identity must be a direct member of the group", quoteIdent(in.User), derived, derived, sqlString(derived), quoteIdent(in.User))

@@ -2,19 +2,17 @@ package driver
 
 import (
 	"context"
-	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
 	"net"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/internal/dsn"
+	"github.com/pgentra/pgentra/internal/pqinternal"
 )
 
 // ListenerConnectTimeout bounds each connection attempt (dial, TLS and
@@ -366,7 +364,7 @@ func (l *Listener) connect() error {
 		if err != nil {
 			return withoutToken(err, e.token)
 		}
-		forgetListenerPassword(c)
+		pqinternal.ForgetListenerPassword(c)
 		cn = c
 		return nil
 	})
@@ -528,24 +526,4 @@ func withoutToken(err error, tok string) error {
 		return errors.New("pgentra: listener: connection failed (pq's error withheld: it contained the access token)")
 	}
 	return err
-}
-
-// forgetListenerPassword blanks the token that pq keeps in the connection
-// inside a ListenerConn, as forgetPassword does for pool connections; it
-// reports whether it found it. TestListenerForgetsToken fails if pq renames
-// the field.
-func forgetListenerPassword(lc *pq.ListenerConn) bool {
-	if lc == nil {
-		return false
-	}
-	f := reflect.ValueOf(lc).Elem().FieldByName("cn")
-	if !f.IsValid() || f.Kind() != reflect.Pointer {
-		return false
-	}
-	f = reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
-	c, ok := f.Interface().(sqldriver.Conn)
-	if !ok || f.IsNil() {
-		return false
-	}
-	return forgetPassword(c)
 }

@@ -37,7 +37,7 @@ type sharedIdentity struct {
 	refs   int
 	cred   azcore.TokenCredential
 	cache  *token.Cache
-	lookup *userLookup // the management-scope user-name lookup, memo included
+	lookup *userLookup // the user-name lookup: its management-scope token cache and memo
 	events eventFanout // the cache's events, to each Connector's logger
 }
 
