@@ -82,7 +82,8 @@ type pqEntry struct {
 // process, so N pools of one identity make one token request per token
 // lifetime, not N; the last of them to Close closes the cache. A Connector
 // given WithCredential, WithTokenCache or WithTokenOptions gets no shared
-// one: it keeps what it was given.
+// one: it keeps what it was given. WithTracer does not keep Connectors
+// apart (see WithTracer).
 //
 // An empty dsn uses Azure Service Connector's AZURE_POSTGRESQL_* variables,
 // or else pq's PG* variables. Service Connector always writes

@@ -39,6 +39,10 @@ type Tracer interface {
 	// The values of the context it returns reach the credential's GetToken
 	// call (azcore's tracing finds its parent span there), not its
 	// cancellation. It is not called for a cache passed with WithTokenCache.
+	// A cache that Connectors of one identity share (see NewConnector)
+	// reports each fetch once to each distinct Tracer among them, with the
+	// context of the caller that started it, whichever Connector that
+	// caller came through.
 	TraceTokenStart(ctx context.Context, d TokenStartData) context.Context
 	// TraceTokenEnd is called when that call ends, with the context
 	// TraceTokenStart returned, on the cache's goroutine. A fetch cut short
@@ -158,7 +162,11 @@ type TokenEndData struct {
 
 // WithTracer makes the Connector (or Listener) report its connects, logins
 // and token fetches to t. Without it nothing is traced and nothing is spent
-// on tracing.
+// on tracing. Connectors of one identity share a token cache with a tracer
+// too; give them the same t (a Tracer value that can't be compared with ==
+// gets no shared cache): each distinct tracer among them sees every fetch
+// of the shared cache, so two tracers recording to one meter count it
+// twice.
 func WithTracer(t Tracer) Option {
 	return func(o *options) { o.tracer = t }
 }
