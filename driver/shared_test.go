@@ -584,6 +584,25 @@ func TestSharedIdentityTracers(t *testing.T) {
 	if got := pol.seen(); len(got) != 1 || got[0] != "t2" {
 		t.Errorf("the credential's request saw the token span of %v, want t2's (the tracer of the Connector whose connect started the fetch)", got)
 	}
+	// t2's only Connector closes: the next fetch (a's login refused with the
+	// cached token: a retry with a new one) is t1's alone.
+	c.Close()
+	if err := a.withLogin(context.WithValue(ctx, callerKey{}, "a"), (&scriptedLogins{script: []error{errNoRole}}).attempt); err != nil {
+		t.Fatalf("connect through a, retried: %v", err)
+	}
+	if n := e.auth.RequestsFor(e.sp); n != 2 {
+		t.Errorf("authority token requests = %d, want 2", n)
+	}
+	starts, ends := t1.seen()
+	if len(starts) != 2 || !strings.HasPrefix(starts[1], "caller=a kind=retry ") || len(ends) != 2 || ends[1] != "own=true outcome=ok caller=a" {
+		t.Errorf("tracer t1 after the retry: starts %q, ends %q; want a second pair, kind retry, under a's connect", starts, ends)
+	}
+	if starts, ends := t2.seen(); len(starts) != 1 || len(ends) != 1 {
+		t.Errorf("tracer t2 of a closed Connector: starts %q, ends %q; want no more", starts, ends)
+	}
+	if got := pol.seen(); len(got) != 2 || got[1] != "t1" {
+		t.Errorf("the credential's requests saw the token spans of %v, want [t2 t1]", got)
+	}
 }
 
 // uncomparableTracer is a Tracer whose value can't be compared (==
