@@ -77,8 +77,9 @@ type pqEntry struct {
 //
 // Connectors whose credential settings are the same (the azure_* keys, the
 // scope, the environment variables the credential reads, and options
-// WithClientOptions — its Transport the very same value — and
-// WithDisableInstanceDiscovery) share one credential and token cache in the
+// WithClientOptions — its Transport the very same value; of its
+// TracingProvider only whether one is set, and the first Connector's is
+// used — and WithDisableInstanceDiscovery) share one credential and token cache in the
 // process, so N pools of one identity make one token request per token
 // lifetime, not N; the last of them to Close closes the cache. A Connector
 // given WithCredential, WithTokenCache or WithTokenOptions gets no shared

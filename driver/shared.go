@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/tracing"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -103,8 +104,8 @@ var (
 // ID, tenant, certificate path, federated token file, refresh margin, the
 // name of the secret's variable, …), the scope, instance discovery, the
 // client options (values, and the identity of their transport and
-// policies), the environment variables that azidentity, MSAL and the
-// developer CLIs read (values hashed: AZURE_CLIENT_SECRET is one of them),
+// policies; of a TracingProvider only whether one is set), the environment
+// variables that azidentity, MSAL and the developer CLIs read (values hashed: AZURE_CLIENT_SECRET is one of them),
 // and the contents of the certificate files named (a rotated certificate is
 // another credential). Not shared at all: a Connector given WithCredential
 // or WithTokenCache (it keeps what it was given), WithTokenOptions (options
@@ -131,7 +132,15 @@ func identityKey(s settings, scope string, o *options, getenv func(string) strin
 	}
 	w.str(scope)
 	w.bool(o.disableInstanceDiscovery)
-	if !w.value(reflect.ValueOf(o.clientOptions)) {
+	// azcore's TracingProvider holds a function, which can't be compared:
+	// only whether one is set goes in the key, so that pools wired to
+	// OpenTelemetry (azotel) share too. The shared credential reports its
+	// spans through the first Connector's provider; they still nest under
+	// the fetch's span, which the caller's context carries.
+	co := o.clientOptions
+	w.bool(reflect.ValueOf(co.TracingProvider).IsZero())
+	co.TracingProvider = tracing.Provider{}
+	if !w.value(reflect.ValueOf(co)) {
 		return sharedKey{}, false
 	}
 	names := slices.Clone(keyEnvNames)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/tracing"
 	"github.com/pgentra/pgentra/internal/emulator/entra"
 	"github.com/pgentra/pgentra/token"
 )
@@ -709,4 +710,31 @@ func TestSharedWarmTokenAllocs(t *testing.T) {
 	if allocs := testing.AllocsPerRun(1000, func() { _, err = cache.Token(ctx) }); allocs != 0 || err != nil {
 		t.Errorf("warm Token of a shared cache: %v allocs (err %v), want 0", allocs, err)
 	}
+}
+
+// TestSharedIdentityTracingProvider: client options with an azcore
+// TracingProvider (how azidentity's spans reach OpenTelemetry, through
+// azotel) still share — it holds a function, so only whether one is set is
+// in the key — and not with Connectors without one.
+func TestSharedIdentityTracingProvider(t *testing.T) {
+	e := newSharedTestEnv(t)
+	before := sharedIdentities()
+	provider := func() tracing.Provider {
+		return tracing.NewProvider(func(string, string) tracing.Tracer { return tracing.Tracer{} }, nil)
+	}
+	traced := e.co
+	traced.TracingProvider = provider()
+	a := e.open(t, e.dsn(), WithClientOptions(traced))
+	b := e.open(t, e.dsn(), WithClientOptions(traced))
+	other := traced
+	other.TracingProvider = provider() // another instance, as a second NewTracingProvider call makes
+	c := e.open(t, e.dsn(), WithClientOptions(other))
+	plain := e.open(t, e.dsn())
+	if a.TokenCache() != b.TokenCache() || a.TokenCache() != c.TokenCache() {
+		t.Fatal("Connectors whose client options set a TracingProvider do not share the identity's cache")
+	}
+	if plain.TokenCache() == a.TokenCache() {
+		t.Error("a Connector without a TracingProvider shares with those with one")
+	}
+	checkSharedCount(t, before+2)
 }
