@@ -79,8 +79,8 @@ type pqEntry struct {
 // scope, the environment variables the credential reads, and options
 // WithClientOptions — its Transport the very same value; of its
 // TracingProvider only whether one is set, and the first Connector's is
-// used — and WithDisableInstanceDiscovery) share one credential and token cache in the
-// process, so N pools of one identity make one token request per token
+// used — and WithDisableInstanceDiscovery) share one credential and token
+// cache in the process, so N pools of one identity make one token request per token
 // lifetime, not N; the last of them to Close closes the cache. A Connector
 // given WithCredential, WithTokenCache or WithTokenOptions gets no shared
 // one: it keeps what it was given. WithTracer does not keep Connectors

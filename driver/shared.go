@@ -105,9 +105,9 @@ var (
 // name of the secret's variable, …), the scope, instance discovery, the
 // client options (values, and the identity of their transport and
 // policies; of a TracingProvider only whether one is set), the environment
-// variables that azidentity, MSAL and the developer CLIs read (values hashed: AZURE_CLIENT_SECRET is one of them),
-// and the contents of the certificate files named (a rotated certificate is
-// another credential). Not shared at all: a Connector given WithCredential
+// variables that azidentity, MSAL and the developer CLIs read (values
+// hashed: AZURE_CLIENT_SECRET is one of them), and the contents of the
+// certificate files named (a rotated certificate is another credential). Not shared at all: a Connector given WithCredential
 // or WithTokenCache (it keeps what it was given), WithTokenOptions (options
 // are functions: they can't be compared), WithTracer with a value that can't
 // be compared (the shared cache reports each fetch once per distinct tracer),
