@@ -107,13 +107,14 @@ var (
 // policies; of a TracingProvider only whether one is set), the environment
 // variables that azidentity, MSAL and the developer CLIs read (values
 // hashed: AZURE_CLIENT_SECRET is one of them), and the contents of the
-// certificate files named (a rotated certificate is another credential). Not shared at all: a Connector given WithCredential
-// or WithTokenCache (it keeps what it was given), WithTokenOptions (options
-// are functions: they can't be compared), WithTracer with a value that can't
-// be compared (the shared cache reports each fetch once per distinct tracer),
-// or client options holding a function or a value that can't be compared.
-// The tracer is not in the key: Connectors with different tracers share,
-// and each tracer sees every fetch of the cache.
+// certificate files named (a rotated certificate is another credential).
+// Not shared at all: a Connector given WithCredential or WithTokenCache (it
+// keeps what it was given), WithTokenOptions (options are functions: they
+// can't be compared), WithTracer with a value that can't be compared (the
+// shared cache tells tracers apart with ==), or client options holding
+// another function or a value that can't be compared. The tracer is not in
+// the key: Connectors with different tracers share, and each tracer sees
+// every fetch of the cache once.
 func identityKey(s settings, scope string, o *options, getenv func(string) string) (sharedKey, bool) {
 	if o.credential != nil || o.cache != nil || len(o.tokenOptions) > 0 {
 		return sharedKey{}, false
