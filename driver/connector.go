@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,7 +35,8 @@ type Connector struct {
 	logger    *slog.Logger           // never nil: WithLogger's, or the default logger (see defaultLogger)
 	explicit  bool                   // logger came from WithLogger: login failures are logged too
 	tracer    Tracer                 // nil: no tracing
-	slowFetch atomic.Pointer[time.Timer]
+	trace     fetchTracer            // a cache of its own's fetches, to tracer
+	slow      slowFetch              // a cache of its own's slow-fetch warning
 
 	deriveUser bool
 	mgmtScope  string
@@ -75,12 +77,14 @@ type pqEntry struct {
 //
 // Connectors whose credential settings are the same (the azure_* keys, the
 // scope, the environment variables the credential reads, and options
-// WithClientOptions — its Transport the very same value — and
-// WithDisableInstanceDiscovery) share one credential and token cache in the
-// process, so N pools of one identity make one token request per token
+// WithClientOptions — its Transport the very same value; of its
+// TracingProvider only whether one is set, and the first Connector's is
+// used — and WithDisableInstanceDiscovery) share one credential and token
+// cache in the process, so N pools of one identity make one token request per token
 // lifetime, not N; the last of them to Close closes the cache. A Connector
 // given WithCredential, WithTokenCache or WithTokenOptions gets no shared
-// one: it keeps what it was given.
+// one: it keeps what it was given. WithTracer does not keep Connectors
+// apart (see WithTracer).
 //
 // An empty dsn uses Azure Service Connector's AZURE_POSTGRESQL_* variables,
 // or else pq's PG* variables. Service Connector always writes
@@ -154,11 +158,13 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 			return nil, err
 		}
 		c.cred = cred
+		c.slow = slowFetch{cred: cred, credKind: c.credKind, warn: c.warnSlow}
 		topts := []token.Option{token.WithRefreshMargin(s.refreshMargin), token.WithEventHandler(c.logEvent)}
 		if c.tracer != nil {
 			topts = append(topts, token.WithFetchContext(c.traceTokenStart))
 		}
 		c.cache, c.ownsCache = token.NewCache(cred, scope, append(topts, o.tokenOptions...)...), true
+		c.trace = fetchTracer{scope: scope, credKind: c.credKind, cache: c.cache}
 	}
 	return c, nil
 }
@@ -416,7 +422,7 @@ func (c *Connector) Driver() driver.Driver { return &Driver{} }
 // events. database/sql calls it from DB.Close. Open connections are not
 // affected.
 func (c *Connector) Close() error {
-	defer c.stopSlowFetch() // after the cache's Close: no fetch can start one later
+	defer c.slow.stop() // after the cache's Close: no fetch can start one later
 	if c.shared != nil {
 		if !c.closed.CompareAndSwap(false, true) {
 			return nil
@@ -457,20 +463,17 @@ func (c *Connector) debug(ctx context.Context, msg string, attrs ...slog.Attr) {
 // warning says so (IMDS retries for up to about 97 s).
 var slowFetchAfter = 5 * time.Second
 
-// logEvent is the token cache's event handler: debug logs, the slow-fetch
-// warning, and the tracer's fetch ends.
+// logEvent is the token cache's event handler, per Connector: debug logs;
+// for a cache of its own also the slow-fetch warning and the tracer's fetch
+// ends (a shared cache does those once per fetch, in sharedIdentity.handle).
 func (c *Connector) logEvent(ev token.Event) {
-	switch ev.Kind {
-	case token.CacheHit:
-		// the common case: nothing to do unless debugging
-	case token.FetchStart:
-		c.armSlowFetch(ev)
-	case token.FetchEnd, token.FetchFailed:
-		if t := c.slowFetch.Swap(nil); t != nil {
-			t.Stop()
-		}
-		if c.tracer != nil {
-			c.traceTokenEnd(ev)
+	if c.shared == nil {
+		switch ev.Kind {
+		case token.FetchStart:
+			c.slow.arm(ev)
+		case token.FetchEnd, token.FetchFailed:
+			c.slow.stop()
+			c.trace.end(ev)
 		}
 	}
 	ctx := context.Background()
@@ -480,22 +483,44 @@ func (c *Connector) logEvent(ev token.Event) {
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "pgentra: token cache", slog.Any("event", ev))
 }
 
-// armSlowFetch warns once if a fetch callers wait for (FetchStart; a
-// background refresh is RefreshStart) has not ended after slowFetchAfter.
-func (c *Connector) armSlowFetch(ev token.Event) {
+// traceTokenStart is the WithFetchContext function of a cache of the
+// Connector's own.
+func (c *Connector) traceTokenStart(ctx context.Context, ev token.Event) context.Context {
+	return c.trace.start(ctx, ev, []Tracer{c.tracer})
+}
+
+// warnSlow logs a Connector's own cache's slow-fetch warning.
+func (c *Connector) warnSlow(log func(*slog.Logger)) { log(c.logger) }
+
+// slowFetch warns once if a fetch callers wait for (FetchStart; a
+// background refresh is RefreshStart) has not ended after slowFetchAfter:
+// one timer per cache, so one warning per fetch however many Connectors
+// share the cache.
+type slowFetch struct {
+	cred     azcore.TokenCredential
+	credKind string
+	warn     func(log func(*slog.Logger)) // calls log with each logger to warn
+	timer    atomic.Pointer[time.Timer]
+}
+
+// arm starts the fetch's timer (replacing one left over).
+func (w *slowFetch) arm(ev token.Event) {
 	scope, start := ev.Scope, time.Now()
 	t := time.AfterFunc(slowFetchAfter, func() {
-		c.logger.LogAttrs(context.Background(), slog.LevelWarn, "pgentra: still waiting for an access token from the credential; connects wait for it",
-			slog.String("credential", credentialName(c.cred, c.credKind)), slog.String("scope", scope), slog.Duration("waited", time.Since(start).Round(time.Millisecond)))
+		waited := time.Since(start).Round(time.Millisecond)
+		w.warn(func(l *slog.Logger) {
+			l.LogAttrs(context.Background(), slog.LevelWarn, "pgentra: still waiting for an access token from the credential; connects wait for it",
+				slog.String("credential", credentialName(w.cred, w.credKind)), slog.String("scope", scope), slog.Duration("waited", waited))
+		})
 	})
-	if old := c.slowFetch.Swap(t); old != nil {
+	if old := w.timer.Swap(t); old != nil {
 		old.Stop()
 	}
 }
 
-// stopSlowFetch stops the slow-fetch warning's timer (Close).
-func (c *Connector) stopSlowFetch() {
-	if t := c.slowFetch.Swap(nil); t != nil {
+// stop stops the timer: the fetch ended, or the cache was closed.
+func (w *slowFetch) stop() {
+	if t := w.timer.Swap(nil); t != nil {
 		t.Stop()
 	}
 }
@@ -506,10 +531,16 @@ func (c *Connector) stopSlowFetch() {
 // logger before opening the database is heard.
 func defaultLogger(getenv func(string) string) *slog.Logger {
 	if strings.EqualFold(strings.TrimSpace(getenv("PGENTRA_LOG")), "debug") {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return debugLogger()
 	}
 	return slog.Default()
 }
+
+// debugLogger is PGENTRA_LOG=debug's logger, one for the process: a warning
+// of a cache that Connectors share goes to each distinct logger once.
+var debugLogger = sync.OnceValue(func() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+})
 
 // warnConfig logs, once per Connector, what in the configuration may leak
 // the token: PQGO_DEBUG=1 (pq prints each connection's configuration,
