@@ -77,7 +77,7 @@ type pqEntry struct {
 // WithDisableInstanceDiscovery) share one credential and token cache in the
 // process, so N pools of one identity make one token request per token
 // lifetime, not N; the last of them to Close closes the cache. A Connector
-// given WithCredential, WithTokenCache or WithTokenOptions gets no shared
+// given WithCredential, WithTokenCache or WithTokenCacheOptions gets no shared
 // one: it keeps what it was given.
 //
 // An empty dsn uses Azure Service Connector's AZURE_POSTGRESQL_* variables,
@@ -99,6 +99,9 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	o := options{getenv: os.Getenv}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if err := o.checkConflicts(); err != nil {
+		return nil, err
 	}
 	p, err := parseDSN(dsnString, o.getenv)
 	if err != nil {

@@ -11,6 +11,12 @@ import (
 // from connection failures.
 var ErrInvalidConfig = errors.New("pgentra: invalid configuration")
 
+// ErrConflictingOptions is wrapped by the error NewConnector returns when two
+// options contradict each other, such as WithClientOptions with
+// WithCredential: one of them would be ignored. The message names both. It
+// matches ErrInvalidConfig too.
+var ErrConflictingOptions = fmt.Errorf("%w: conflicting options", ErrInvalidConfig)
+
 // ErrNoUser is returned when the DSN names no user and none can be derived
 // from the access token (service principals carry no name).
 var ErrNoUser = errors.New("pgentra: no database user")

@@ -80,6 +80,18 @@ func retryConnector(t *testing.T, cred azcore.TokenCredential, opts ...Option) *
 	return c
 }
 
+// cacheConnector is retryConnector's twin for a Connector that takes its
+// tokens (and credential) from cache.
+func cacheConnector(t *testing.T, cache *token.Cache) *Connector {
+	t.Helper()
+	c, err := NewConnector("host=db.postgres.database.azure.com user=orders-app dbname=d", WithTokenCache(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // Issue 10 item 5: after the server refuses a cached token, the retry uses
 // a token that is really new — asked for with Claims so MSAL skips its
 // cache — and when the credential can only hand the refused token back,
@@ -140,7 +152,7 @@ func TestRefusalDuringBackoffKeepsServerError(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
 	cred := &fakeCredential{claims: spClaims(), now: clock.Now, lifetime: time.Hour}
 	failed := make(chan struct{}, 1)
-	c := retryConnector(t, cred, WithTokenOptions(token.WithClock(clock), token.WithEventHandler(func(ev token.Event) {
+	c := retryConnector(t, cred, WithTokenCacheOptions(token.WithClock(clock), token.WithEventHandler(func(ev token.Event) {
 		if ev.Kind == token.FetchFailed {
 			select {
 			case failed <- struct{}{}:

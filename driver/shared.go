@@ -103,7 +103,7 @@ var (
 // developer CLIs read (values hashed: AZURE_CLIENT_SECRET is one of them),
 // and the contents of the certificate files named (a rotated certificate is
 // another credential). Not shared at all: a Connector given WithCredential
-// or WithTokenCache (it keeps what it was given), WithTokenOptions (options
+// or WithTokenCache (it keeps what it was given), WithTokenCacheOptions (options
 // are functions: they can't be compared), WithTracer (the cache reports its
 // fetches to one Connector's tracer), or client options holding a function or
 // a value that can't be compared.
