@@ -344,3 +344,29 @@ func TestRetryTokenTooLargeKeepsServerError(t *testing.T) {
 		t.Errorf("error shows a token: %.300s", err)
 	}
 }
+
+// A token larger than Entra's usual but within PostgreSQL's password limit
+// (token.MaxTokenSize, the one limit both layers use) is sent as it is and
+// still names its user: the user is derived from it, not refused.
+func TestTokenWithinPasswordLimitDerivesUser(t *testing.T) {
+	claims := userClaims()
+	claims["pad"] = strings.Repeat("x", 20<<10)
+	cred := &fakeCredential{claims: claims, lifetime: time.Hour}
+	c, err := NewConnector("host=db.postgres.database.azure.com dbname=d", WithCredential(cred))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var users []string
+	logins := &scriptedLogins{}
+	err = c.withLogin(context.Background(), func(ctx context.Context, e *pqEntry) error {
+		users = append(users, e.user)
+		return logins.attempt(ctx, e)
+	})
+	if err != nil {
+		t.Fatalf("login with a %d-byte token: %v", len(cred.lastToken()), err)
+	}
+	if len(logins.sent) != 1 || len(logins.sent[0]) <= 20<<10 || users[0] != "carol@contoso.com" {
+		t.Fatalf("logins %d (users %q); want one as carol@contoso.com with the large token", len(logins.sent), users)
+	}
+}
