@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/internal/dsn"
+	"github.com/pgentra/pgentra/internal/tokenx"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -140,7 +141,7 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	case o.cache != nil:
 		c.cache, c.scope, c.cred, c.credKind = o.cache, o.cache.Scope(), o.credential, "custom token cache"
 		if c.cred == nil {
-			c.cred = o.cache.Credential() // for the user-name lookup: a shared cache's credential is the one to ask
+			c.cred = tokenx.Credential(o.cache) // for the user-name lookup: a shared cache's credential is the one to ask
 		}
 	default:
 		cred := o.credential
@@ -220,11 +221,11 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 		ctx, tr = c.traceConnectStart(ctx)
 		defer func() { c.traceConnectEnd(ctx, tr, err) }()
 	}
-	tok, src, err := c.cache.Acquire(ctx)
+	tok, fetched, err := tokenx.Acquire(c.cache, ctx)
 	if err != nil {
 		return c.tokenError(ctx, err)
 	}
-	if src == token.Fetched && c.tracer != nil {
+	if fetched && c.tracer != nil {
 		traceOf(ctx).fetched = true
 	}
 	if len(tok.Token) > maxPasswordLen {
@@ -248,7 +249,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	// A token that expired while its login was in flight says nothing about the
 	// role or the credential: always worth one retry with a new token.
 	inFlight := expiredWhileInFlight(err)
-	if !inFlight && (c.refused.Load() != nil || src == token.Fetched && !c.skewed(err, tok)) {
+	if !inFlight && (c.refused.Load() != nil || fetched && !c.skewed(err, tok)) {
 		c.markRefused(tok, user, err)
 		return c.connectError(ctx, tok, user, err)
 	}

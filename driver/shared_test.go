@@ -370,8 +370,7 @@ func TestSharedIdentityLoggers(t *testing.T) {
 	}
 	a.Close()
 	before := logA.String()
-	b.TokenCache().Invalidate(tok.Token)
-	if _, err := b.TokenCache().Token(ctx); err != nil {
+	if _, err := b.TokenCache().Refresh(ctx, tok.Token); err != nil { // a fetch
 		t.Fatal(err)
 	}
 	if logA.String() != before {
