@@ -221,7 +221,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 		ctx, tr = c.traceConnectStart(ctx)
 		defer func() { c.traceConnectEnd(ctx, tr, err) }()
 	}
-	tok, fetched, err := tokenx.Acquire(c.cache, ctx)
+	tok, fetched, err := tokenx.Acquire(ctx, c.cache)
 	if err != nil {
 		return c.tokenError(ctx, err)
 	}

@@ -11,7 +11,7 @@ import (
 // The driver reaches what only it needs through internal/tokenx, so that it
 // stays out of this package's API.
 func init() {
-	tokenx.Acquire = func(c any, ctx context.Context) (azcore.AccessToken, bool, error) {
+	tokenx.Acquire = func(ctx context.Context, c any) (azcore.AccessToken, bool, error) {
 		tok, src, err := c.(*Cache).acquire(ctx)
 		return tok, src == fetched, err
 	}

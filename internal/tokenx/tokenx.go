@@ -18,7 +18,7 @@ import (
 // (revoked, or refused by a server whose clock differs), so only then is a
 // refused login worth token.Cache.Refresh and one retry. fetched is
 // meaningful only when err is nil.
-var Acquire func(cache any, ctx context.Context) (tok azcore.AccessToken, fetched bool, err error)
+var Acquire func(ctx context.Context, cache any) (tok azcore.AccessToken, fetched bool, err error)
 
 // Credential returns the credential that cache, which must be a
 // *token.Cache, gets its tokens from.

@@ -34,7 +34,7 @@ func TestSeamReachesCache(t *testing.T) {
 	}
 	ctx := context.Background()
 	for i, want := range []bool{true, false} {
-		tok, fetched, err := tokenx.Acquire(c, ctx)
+		tok, fetched, err := tokenx.Acquire(ctx, c)
 		if err != nil || tok.Token != "t" || fetched != want {
 			t.Errorf("Acquire #%d = (%q, fetched %v, %v), want fetched %v", i+1, tok.Token, fetched, err, want)
 		}
