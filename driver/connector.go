@@ -17,6 +17,7 @@ import (
 	"github.com/pgentra/pgentra/internal/clouds"
 	"github.com/pgentra/pgentra/internal/dsn"
 	"github.com/pgentra/pgentra/internal/pqinternal"
+	"github.com/pgentra/pgentra/internal/tokenx"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -82,7 +83,7 @@ type pqEntry struct {
 // used — and WithDisableInstanceDiscovery) share one credential and token
 // cache in the process, so N pools of one identity make one token request per token
 // lifetime, not N; the last of them to Close closes the cache. A Connector
-// given WithCredential, WithTokenCache or WithTokenOptions gets no shared
+// given WithCredential, WithTokenCache or WithTokenCacheOptions gets no shared
 // one: it keeps what it was given. WithTracer does not keep Connectors
 // apart (see WithTracer).
 //
@@ -105,6 +106,9 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	o := options{getenv: os.Getenv}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if err := o.checkConflicts(); err != nil {
+		return nil, err
 	}
 	p, err := parseDSN(dsnString, o.getenv)
 	if err != nil {
@@ -143,7 +147,7 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	case o.cache != nil:
 		c.cache, c.scope, c.cred, c.credKind = o.cache, o.cache.Scope(), o.credential, "custom token cache"
 		if c.cred == nil {
-			c.cred = o.cache.Credential() // for the user-name lookup: a shared cache's credential is the one to ask
+			c.cred = tokenx.Credential(o.cache) // for the user-name lookup: a shared cache's credential is the one to ask
 		}
 	default:
 		cred := o.credential
@@ -225,11 +229,11 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 		ctx, tr = c.traceConnectStart(ctx)
 		defer func() { c.traceConnectEnd(ctx, tr, err) }()
 	}
-	tok, src, err := c.cache.Acquire(ctx)
+	tok, fetched, err := tokenx.Acquire(ctx, c.cache)
 	if err != nil {
 		return c.tokenError(ctx, err)
 	}
-	if src == token.Fetched && c.tracer != nil {
+	if fetched && c.tracer != nil {
 		traceOf(ctx).fetched = true
 	}
 	if len(tok.Token) > maxPasswordLen {
@@ -253,7 +257,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	// A token that expired while its login was in flight says nothing about the
 	// role or the credential: always worth one retry with a new token.
 	inFlight := expiredWhileInFlight(err)
-	if !inFlight && (c.refused.Load() != nil || src == token.Fetched && !c.skewed(err, tok)) {
+	if !inFlight && (c.refused.Load() != nil || fetched && !c.skewed(err, tok)) {
 		c.markRefused(tok, user, err)
 		return c.connectError(ctx, tok, user, err)
 	}

@@ -185,8 +185,8 @@ func TestSharedCacheRefusedPoolsDoNotSpinCredential(t *testing.T) {
 			cred := &msalLike{honoursClaims: true, lifetime: time.Hour}
 			cache := token.NewCache(cred, token.ScopePublic)
 			defer cache.Close()
-			a := retryConnector(t, cred, WithTokenCache(cache))
-			b := retryConnector(t, cred, WithTokenCache(cache))
+			a := cacheConnector(t, cache)
+			b := cacheConnector(t, cache)
 			ctx := context.Background()
 			for i := range 10 {
 				la := &scriptedLogins{script: []error{errNoRole, errNoRole}}

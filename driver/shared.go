@@ -109,7 +109,7 @@ var (
 // hashed: AZURE_CLIENT_SECRET is one of them), and the contents of the
 // certificate files named (a rotated certificate is another credential).
 // Not shared at all: a Connector given WithCredential or WithTokenCache (it
-// keeps what it was given), WithTokenOptions (options are functions: they
+// keeps what it was given), WithTokenCacheOptions (options are functions: they
 // can't be compared), WithTracer with a value that can't be compared (the
 // shared cache tells tracers apart with ==), or client options holding
 // another function or a value that can't be compared. The tracer is not in

@@ -68,11 +68,20 @@ func (e *sharedTestEnv) dsn(extra ...string) string {
 		"azure_credential=client_secret", "azure_client_id=" + e.sp.AppID, "azure_tenant_id=" + e.tenant.ID()}, extra...), " ")
 }
 
-// open builds a Connector with e's client options and getenv, closed at
-// the end of the test.
+// open builds a Connector with e's getenv and, unless opts give it a
+// credential or a cache (client options would then conflict), e's client
+// options, closed at the end of the test.
 func (e *sharedTestEnv) open(t *testing.T, dsn string, opts ...Option) *Connector {
 	t.Helper()
-	c, err := NewConnector(dsn, append([]Option{WithClientOptions(e.co), withGetenv(e.getenv)}, opts...)...)
+	var given options
+	for _, o := range opts {
+		o(&given)
+	}
+	first := []Option{withGetenv(e.getenv)}
+	if given.credential == nil && given.cache == nil {
+		first = append(first, WithClientOptions(e.co))
+	}
+	c, err := NewConnector(dsn, append(first, opts...)...)
 	if err != nil {
 		t.Fatalf("NewConnector(%q): %v", dsn, err)
 	}
@@ -97,7 +106,7 @@ func (*nopTransport) Do(*http.Request) (*http.Response, error) {
 // TestSharedIdentityKey (issue 21 item 6): Connectors share a credential and
 // cache exactly when everything that shapes them is the same; a different
 // identity, secret, scope, option or environment gets its own; a Connector
-// given WithCredential, WithTokenCache or WithTokenOptions keeps its own.
+// given WithCredential, WithTokenCache or WithTokenCacheOptions keeps its own.
 func TestSharedIdentityKey(t *testing.T) {
 	e := newSharedTestEnv(t)
 	before := sharedIdentities()
@@ -146,7 +155,7 @@ func TestSharedIdentityKey(t *testing.T) {
 		{"instance discovery off", same(base), same(base, WithDisableInstanceDiscovery()), false},
 		{"another transport", same(base), same(base, WithClientOptions(co2)), false},
 		{"client options with a function", same(base, WithClientOptions(coFunc)), same(base, WithClientOptions(coFunc)), false},
-		{"WithTokenOptions", same(base, WithTokenOptions(tokOpt)), same(base, WithTokenOptions(tokOpt)), false},
+		{"WithTokenCacheOptions", same(base, WithTokenCacheOptions(tokOpt)), same(base, WithTokenCacheOptions(tokOpt)), false},
 		{"WithCredential, the same credential", same(base, WithCredential(cred)), same(base, WithCredential(cred)), false},
 		{"WithCredential beside a built one", same(base), same(base, WithCredential(cred)), false},
 		{"managed identity: client id vs object id", same("host=h user=u azure_credential=managed_identity azure_client_id=" + other),
@@ -364,8 +373,7 @@ func TestSharedIdentityLoggers(t *testing.T) {
 	}
 	a.Close()
 	before := logA.String()
-	b.TokenCache().Invalidate(tok.Token)
-	if _, err := b.TokenCache().Token(ctx); err != nil {
+	if _, err := b.TokenCache().Refresh(ctx, tok.Token); err != nil { // a fetch
 		t.Fatal(err)
 	}
 	if logA.String() != before {

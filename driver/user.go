@@ -8,6 +8,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/pgentra/pgentra/internal/dsn"
+	"github.com/pgentra/pgentra/internal/tokenx"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -121,7 +122,7 @@ func (l *userLookup) name(ctx context.Context, claims token.Claims, cred azcore.
 		l.names[key] = ans
 	}
 	l.mu.Unlock()
-	cache.Invalidate(mt.Token) // after the memo: a caller that missed it still gets the token
+	tokenx.Drop(cache, mt.Token) // after the memo: a caller that missed it still gets the token
 	return ans.name, ans.err
 }
 

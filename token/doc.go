@@ -4,7 +4,7 @@
 // A [Cache] holds one token per (credential, scope) pair. [Cache.Token] returns the
 // cached token without locks or allocations until its refresh point (a few minutes
 // before expiry, see [WithRefreshMargin]); past it, the cached token is still served
-// while one background refresh runs. Only a missing, expired or invalidated token makes
+// while one background refresh runs. Only a missing or expired token makes
 // callers wait, and then all of them wait for a single GetToken call, bounded by
 // [WithFetchTimeout], so one caller's cancelled context never fails the others. After a
 // failure the cache backs off; a 429 or 503 with Retry-After is honoured and reported as
@@ -18,7 +18,6 @@
 // valid — is served to every other caller, so one refusal during an identity outage
 // does not empty the cache; and refusal-driven requests are rate-limited, so a server
 // that refuses at random costs at most one request per back-off window.
-// [Cache.Invalidate] drops the cached token at once.
 //
 // The cache exists because azidentity credentials cache unevenly: the Azure CLI
 // credentials cache nothing and spawn a process per call, and a token fetched once at
@@ -48,7 +47,10 @@
 //	}
 //	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 //
-// Close the cache after the pool: the pool may still open connections until then. More
-// in the repository's docs/orms-and-tools.md and docs/operations.md
+// Close the cache after the pool: the pool may still open connections until then.
+// When a login fails with SQLSTATE 28000 or 28P01 (a revoked token, or a server whose
+// clock differs), [Cache.Refresh] gets a token the credential has just issued, for one
+// more attempt (see its example); a plain Token call could hand the refused one back.
+// More in the repository's docs/orms-and-tools.md and docs/operations.md
 // (https://github.com/pgentra/pgentra/tree/main/docs).
 package token

@@ -110,7 +110,7 @@ func TestScenarioSleepResume(t *testing.T) {
 	// database/sql through pgentra.
 	dp := newIdentity(t, env, "id-sleep-sql")
 	dcred := mintingCred(env, dp, clock, life)
-	c, err := driver.NewConnector(env.DSN(dp.Name), driver.WithCredential(dcred), driver.WithTokenOptions(token.WithClock(clock)))
+	c, err := driver.NewConnector(env.DSN(dp.Name), driver.WithCredential(dcred), driver.WithTokenCacheOptions(token.WithClock(clock)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestScenarioHungCredential(t *testing.T) {
 		return azcore.AccessToken{Token: tok, ExpiresOn: exp}, err
 	})}
 	c, err := driver.NewConnector(env.DSN(p.Name), driver.WithCredential(cred),
-		driver.WithTokenOptions(token.WithFetchTimeout(500*time.Millisecond), token.WithBackoff(100*time.Millisecond, 400*time.Millisecond)))
+		driver.WithTokenCacheOptions(token.WithFetchTimeout(500*time.Millisecond), token.WithBackoff(100*time.Millisecond, 400*time.Millisecond)))
 	if err != nil {
 		t.Fatal(err)
 	}
