@@ -1,7 +1,7 @@
 package driver
 
 // Benchmarks for issue 5: pgentra against plain pq on the same server in the
-// same run (DESIGN §11). Every pair is named .../driver=pq and
+// same run. Every pair is named .../driver=pq and
 // .../driver=pgentra so that `benchstat -col /driver` lines them up; pq runs
 // first (benchstat's baseline column) unless PGENTRA_BENCH_REVERSE is set, see
 // benchDrivers. scripts/bench runs them and BENCHMARKS.md records the numbers.

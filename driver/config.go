@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/internal/clouds"
 	"github.com/pgentra/pgentra/internal/dsn"
-	"github.com/pgentra/pgentra/token"
 )
 
-// Keys of the connection string that belong to pgentra (DESIGN §4). They are
+// Keys of the connection string that belong to pgentra. They are
 // removed before lib/pq sees the string.
 const (
 	keyCredential        = "azure_credential"
@@ -30,11 +30,11 @@ const (
 )
 
 // dsnScopes are the scopes azure_scope accepts: the database resources of
-// Azure's clouds (DESIGN §6). Whoever writes a connection string chooses the
+// Azure's clouds. Whoever writes a connection string chooses the
 // host the token is sent to, so it must not be able to ask for a token of
 // another resource (Resource Manager, Key Vault, Graph) and send it there:
 // a custom scope takes code (WithTokenCache with a token.Cache of that scope).
-var dsnScopes = []string{token.ScopePublic, token.ScopeChina, token.ScopeUSGov, token.ScopeCosmos}
+var dsnScopes = clouds.Scopes()
 
 var knownKeys = []string{
 	keyAllowInsecureTLS, keyCertificatePath, keyClientID, keyCredential, keyFederatedToken,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/pgentra/pgentra/internal/clouds"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -179,7 +180,7 @@ func TestScopeAndCloudFromHost(t *testing.T) {
 		if c.scope != tt.scope {
 			t.Errorf("%s: scope %q, want %q", tt.dsn, c.scope, tt.scope)
 		}
-		if cl, _ := cloudForScope(c.scope); cl.ActiveDirectoryAuthorityHost != tt.authority {
+		if cl := clouds.ForScope(c.scope).Config(); cl.ActiveDirectoryAuthorityHost != tt.authority {
 			t.Errorf("%s: authority %q, want %q", tt.dsn, cl.ActiveDirectoryAuthorityHost, tt.authority)
 		}
 	}

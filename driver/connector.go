@@ -9,12 +9,16 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/internal/clouds"
 	"github.com/pgentra/pgentra/internal/dsn"
+	"github.com/pgentra/pgentra/internal/pqinternal"
+	"github.com/pgentra/pgentra/internal/tokenx"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -33,7 +37,8 @@ type Connector struct {
 	logger    *slog.Logger           // never nil: WithLogger's, or the default logger (see defaultLogger)
 	explicit  bool                   // logger came from WithLogger: login failures are logged too
 	tracer    Tracer                 // nil: no tracing
-	slowFetch atomic.Pointer[time.Timer]
+	trace     fetchTracer            // a cache of its own's fetches, to tracer
+	slow      slowFetch              // a cache of its own's slow-fetch warning
 
 	deriveUser bool
 	mgmtScope  string
@@ -74,12 +79,14 @@ type pqEntry struct {
 //
 // Connectors whose credential settings are the same (the azure_* keys, the
 // scope, the environment variables the credential reads, and options
-// WithClientOptions — its Transport the very same value — and
-// WithDisableInstanceDiscovery) share one credential and token cache in the
-// process, so N pools of one identity make one token request per token
+// WithClientOptions — its Transport the very same value; of its
+// TracingProvider only whether one is set, and the first Connector's is
+// used — and WithDisableInstanceDiscovery) share one credential and token
+// cache in the process, so N pools of one identity make one token request per token
 // lifetime, not N; the last of them to Close closes the cache. A Connector
-// given WithCredential, WithTokenCache or WithTokenOptions gets no shared
-// one: it keeps what it was given.
+// given WithCredential, WithTokenCache or WithTokenCacheOptions gets no shared
+// one: it keeps what it was given. WithTracer does not keep Connectors
+// apart (see WithTracer).
 //
 // An empty dsn uses Azure Service Connector's AZURE_POSTGRESQL_* variables,
 // or else pq's PG* variables. Service Connector always writes
@@ -101,6 +108,9 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if err := o.checkConflicts(); err != nil {
+		return nil, err
+	}
 	p, err := parseDSN(dsnString, o.getenv)
 	if err != nil {
 		return nil, err
@@ -115,7 +125,7 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	if scope == "" {
 		scope = token.ScopeForHost(cfg.Host)
 	}
-	_, mgmtScope := cloudForScope(scope)
+	mgmtScope := clouds.ForScope(scope).ManagementScope
 	c := &Connector{
 		redacted:   dsn.Describe(cfg, p.userGiven),
 		scope:      scope,
@@ -138,7 +148,7 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 	case o.cache != nil:
 		c.cache, c.scope, c.cred, c.credKind = o.cache, o.cache.Scope(), o.credential, "custom token cache"
 		if c.cred == nil {
-			c.cred = o.cache.Credential() // for the user-name lookup: a shared cache's credential is the one to ask
+			c.cred = tokenx.Credential(o.cache) // for the user-name lookup: a shared cache's credential is the one to ask
 		}
 	default:
 		cred := o.credential
@@ -153,11 +163,13 @@ func NewConnector(dsnString string, opts ...Option) (*Connector, error) {
 			return nil, err
 		}
 		c.cred = cred
+		c.slow = slowFetch{cred: cred, credKind: c.credKind, warn: c.warnSlow}
 		topts := []token.Option{token.WithRefreshMargin(s.refreshMargin), token.WithEventHandler(c.logEvent)}
 		if c.tracer != nil {
 			topts = append(topts, token.WithFetchContext(c.traceTokenStart))
 		}
 		c.cache, c.ownsCache = token.NewCache(cred, scope, append(topts, o.tokenOptions...)...), true
+		c.trace = fetchTracer{scope: scope, credKind: c.credKind, cache: c.cache}
 	}
 	return c, nil
 }
@@ -178,7 +190,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	err := c.withLogin(ctx, func(ctx context.Context, e *pqEntry) error {
 		cn, err := c.dial(ctx, e)
 		if err == nil {
-			forgetPassword(cn)
+			pqinternal.ForgetPassword(cn)
 			conn = cn
 		}
 		return err
@@ -218,11 +230,11 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 		ctx, tr = c.traceConnectStart(ctx)
 		defer func() { c.traceConnectEnd(ctx, tr, err) }()
 	}
-	tok, src, err := c.cache.Acquire(ctx)
+	tok, fetched, err := tokenx.Acquire(ctx, c.cache)
 	if err != nil {
 		return c.tokenError(ctx, err)
 	}
-	if src == token.Fetched && c.tracer != nil {
+	if fetched && c.tracer != nil {
 		traceOf(ctx).fetched = true
 	}
 	if len(tok.Token) > maxPasswordLen {
@@ -246,7 +258,7 @@ func (c *Connector) withLogin(ctx context.Context, attempt func(ctx context.Cont
 	// A token that expired while its login was in flight says nothing about the
 	// role or the credential: always worth one retry with a new token.
 	inFlight := expiredWhileInFlight(err)
-	if !inFlight && (c.refused.Load() != nil || src == token.Fetched && !c.skewed(err, tok)) {
+	if !inFlight && (c.refused.Load() != nil || fetched && !c.skewed(err, tok)) {
 		c.markRefused(tok, user, err)
 		return c.connectError(ctx, tok, user, err)
 	}
@@ -466,7 +478,7 @@ func (c *Connector) Driver() driver.Driver { return &Driver{} }
 // events. database/sql calls it from DB.Close. Open connections are not
 // affected.
 func (c *Connector) Close() error {
-	defer c.stopSlowFetch() // after the cache's Close: no fetch can start one later
+	defer c.slow.stop() // after the cache's Close: no fetch can start one later
 	if c.shared != nil {
 		if !c.closed.CompareAndSwap(false, true) {
 			return nil
@@ -507,20 +519,17 @@ func (c *Connector) debug(ctx context.Context, msg string, attrs ...slog.Attr) {
 // warning says so (IMDS retries for up to about 97 s).
 var slowFetchAfter = 5 * time.Second
 
-// logEvent is the token cache's event handler: debug logs, the slow-fetch
-// warning, and the tracer's fetch ends.
+// logEvent is the token cache's event handler, per Connector: debug logs;
+// for a cache of its own also the slow-fetch warning and the tracer's fetch
+// ends (a shared cache does those once per fetch, in sharedIdentity.handle).
 func (c *Connector) logEvent(ev token.Event) {
-	switch ev.Kind {
-	case token.CacheHit:
-		// the common case: nothing to do unless debugging
-	case token.FetchStart:
-		c.armSlowFetch(ev)
-	case token.FetchEnd, token.FetchFailed:
-		if t := c.slowFetch.Swap(nil); t != nil {
-			t.Stop()
-		}
-		if c.tracer != nil {
-			c.traceTokenEnd(ev)
+	if c.shared == nil {
+		switch ev.Kind {
+		case token.FetchStart:
+			c.slow.arm(ev)
+		case token.FetchEnd, token.FetchFailed:
+			c.slow.stop()
+			c.trace.end(ev)
 		}
 	}
 	ctx := context.Background()
@@ -530,22 +539,44 @@ func (c *Connector) logEvent(ev token.Event) {
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "pgentra: token cache", slog.Any("event", ev))
 }
 
-// armSlowFetch warns once if a fetch callers wait for (FetchStart; a
-// background refresh is RefreshStart) has not ended after slowFetchAfter.
-func (c *Connector) armSlowFetch(ev token.Event) {
+// traceTokenStart is the WithFetchContext function of a cache of the
+// Connector's own.
+func (c *Connector) traceTokenStart(ctx context.Context, ev token.Event) context.Context {
+	return c.trace.start(ctx, ev, []Tracer{c.tracer})
+}
+
+// warnSlow logs a Connector's own cache's slow-fetch warning.
+func (c *Connector) warnSlow(log func(*slog.Logger)) { log(c.logger) }
+
+// slowFetch warns once if a fetch callers wait for (FetchStart; a
+// background refresh is RefreshStart) has not ended after slowFetchAfter:
+// one timer per cache, so one warning per fetch however many Connectors
+// share the cache.
+type slowFetch struct {
+	cred     azcore.TokenCredential
+	credKind string
+	warn     func(log func(*slog.Logger)) // calls log with each logger to warn
+	timer    atomic.Pointer[time.Timer]
+}
+
+// arm starts the fetch's timer (replacing one left over).
+func (w *slowFetch) arm(ev token.Event) {
 	scope, start := ev.Scope, time.Now()
 	t := time.AfterFunc(slowFetchAfter, func() {
-		c.logger.LogAttrs(context.Background(), slog.LevelWarn, "pgentra: still waiting for an access token from the credential; connects wait for it",
-			slog.String("credential", credentialName(c.cred, c.credKind)), slog.String("scope", scope), slog.Duration("waited", time.Since(start).Round(time.Millisecond)))
+		waited := time.Since(start).Round(time.Millisecond)
+		w.warn(func(l *slog.Logger) {
+			l.LogAttrs(context.Background(), slog.LevelWarn, "pgentra: still waiting for an access token from the credential; connects wait for it",
+				slog.String("credential", credentialName(w.cred, w.credKind)), slog.String("scope", scope), slog.Duration("waited", waited))
+		})
 	})
-	if old := c.slowFetch.Swap(t); old != nil {
+	if old := w.timer.Swap(t); old != nil {
 		old.Stop()
 	}
 }
 
-// stopSlowFetch stops the slow-fetch warning's timer (Close).
-func (c *Connector) stopSlowFetch() {
-	if t := c.slowFetch.Swap(nil); t != nil {
+// stop stops the timer: the fetch ended, or the cache was closed.
+func (w *slowFetch) stop() {
+	if t := w.timer.Swap(nil); t != nil {
 		t.Stop()
 	}
 }
@@ -556,10 +587,16 @@ func (c *Connector) stopSlowFetch() {
 // logger before opening the database is heard.
 func defaultLogger(getenv func(string) string) *slog.Logger {
 	if strings.EqualFold(strings.TrimSpace(getenv("PGENTRA_LOG")), "debug") {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return debugLogger()
 	}
 	return slog.Default()
 }
+
+// debugLogger is PGENTRA_LOG=debug's logger, one for the process: a warning
+// of a cache that Connectors share goes to each distinct logger once.
+var debugLogger = sync.OnceValue(func() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+})
 
 // warnConfig logs, once per Connector, what in the configuration may leak
 // the token: PQGO_DEBUG=1 (pq prints each connection's configuration,

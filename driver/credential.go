@@ -10,31 +10,19 @@ import (
 	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/pgentra/pgentra/token"
+	"github.com/pgentra/pgentra/internal/clouds"
 )
-
-// cloudForScope picks the Entra authority that issues tokens for scope: a
-// sovereign-cloud server needs a sovereign-cloud login.
-func cloudForScope(scope string) (cloud.Configuration, string) {
-	switch scope {
-	case token.ScopeChina:
-		return cloud.AzureChina, "https://management.chinacloudapi.cn/.default"
-	case token.ScopeUSGov:
-		return cloud.AzureGovernment, "https://management.usgovcloudapi.net/.default"
-	}
-	return cloud.AzurePublic, token.ScopeManagement
-}
 
 // newCredential builds the credential that azure_credential names. It runs
 // once per Connector: a credential per connection would mean an IMDS call or
-// an `az` process per connection (DESIGN §12).
+// an `az` process per connection.
 func newCredential(s settings, scope string, o *options, getenv func(string) string) (azcore.TokenCredential, error) {
 	co := o.clientOptions
 	if co.Cloud.ActiveDirectoryAuthorityHost == "" && getenv("AZURE_AUTHORITY_HOST") == "" {
-		co.Cloud, _ = cloudForScope(scope)
+		// A sovereign-cloud server needs a sovereign-cloud login.
+		co.Cloud = clouds.ForScope(scope).Config()
 	}
 	noDiscovery := o.disableInstanceDiscovery
 	info := describeCredential(s, getenv)
@@ -542,4 +530,11 @@ func credentialName(cred azcore.TokenCredential, credKind string) string {
 		return "custom token cache (given with WithTokenCache)"
 	}
 	return strings.ReplaceAll(credKind, "_", " ") + " credential"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/pgentra/pgentra/token"
 )
 
 // ErrInvalidConfig is matched (errors.Is) by every error that reports a bad
@@ -11,17 +13,25 @@ import (
 // from connection failures.
 var ErrInvalidConfig = errors.New("pgentra: invalid configuration")
 
+// ErrConflictingOptions is wrapped by the error NewConnector returns when two
+// options contradict each other, such as WithClientOptions with
+// WithCredential: one of them would be ignored. The message names both. It
+// matches ErrInvalidConfig too.
+var ErrConflictingOptions = fmt.Errorf("%w: conflicting options", ErrInvalidConfig)
+
 // ErrNoUser is returned when the DSN names no user and none can be derived
 // from the access token (service principals carry no name).
 var ErrNoUser = errors.New("pgentra: no database user")
 
 // ErrTokenTooLarge is returned when a credential hands out a token longer
-// than PostgreSQL accepts as a password (PG_MAX_AUTH_TOKEN_LENGTH, 65535
-// bytes): the server would drop the connection without saying why.
+// than token.MaxTokenSize, PostgreSQL's limit on a password
+// (PG_MAX_AUTH_TOKEN_LENGTH, 65535 bytes): the server would drop the
+// connection without saying why.
 var ErrTokenTooLarge = errors.New("pgentra: access token too large for a PostgreSQL password")
 
-// maxPasswordLen is PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH.
-const maxPasswordLen = 65535
+// maxPasswordLen is PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH, the limit the
+// token package uses too.
+const maxPasswordLen = token.MaxTokenSize
 
 // ConfigError names the key at fault, what was wrong and what is accepted. It
 // never carries the value of a secret key.

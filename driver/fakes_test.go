@@ -29,7 +29,7 @@ func fakeJWT(claims map[string]any, serial int) string {
 
 const tenant = "72f988bf-0000-0000-0000-2d7cd011db47"
 
-// Claim sets from shared/claims.md.
+// Claim sets shaped like Azure's tokens.
 func userClaims() map[string]any {
 	return map[string]any{"aud": "https://ossrdbms-aad.database.windows.net", "iss": "https://sts.windows.net/" + tenant + "/",
 		"tid": tenant, "oid": "0b6c1a2e-0000-0000-0000-9a1f3c2d4e5f", "idtyp": "user", "appid": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",

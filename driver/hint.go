@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"unicode"
 
 	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/token"
@@ -86,7 +87,7 @@ type hintInput struct {
 	TLS tlsUpgrade
 }
 
-// Fixed parts of Azure's login refusals (azure-facts.md). Matching uses only these,
+// Fixed parts of Azure's login refusals (docs/azure-facts.md). Matching uses only these,
 // anchored at the start or the end of the message, so that words inside a role name
 // ("tenant_42_app", "audience-api") never decide a hint.
 const (
@@ -227,6 +228,9 @@ const noDatabaseHint = "the server accepted the token but has no database of tha
 // someone else's role.
 func noRoleHint(in hintInput, claims token.Claims, role string) hint {
 	name := claims.PrincipalName()
+	if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		name = "" // an untrusted claim is not suggested raw; describe quotes it
+	}
 	if name == "" {
 		name = in.TokenRole
 	}

@@ -109,7 +109,7 @@ func TestRotatedTokenUsedByNewConnections(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
 	it.cred.now = clock.Now
 	it.setPassword(it.cred.peekNext())
-	c := it.connector("user=orders-app", WithTokenOptions(token.WithClock(clock)))
+	c := it.connector("user=orders-app", WithTokenCacheOptions(token.WithClock(clock)))
 	conn1, err := c.Connect(context.Background())
 	if err != nil {
 		t.Fatal(err)

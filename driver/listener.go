@@ -2,19 +2,17 @@ package driver
 
 import (
 	"context"
-	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
 	"net"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/internal/dsn"
+	"github.com/pgentra/pgentra/internal/pqinternal"
 )
 
 // ListenerConnectTimeout bounds each connection attempt (dial, TLS and
@@ -97,7 +95,7 @@ type Listener struct {
 //
 // The DSN is parsed once, by NewConnector; each (re)connect writes the parsed
 // config, with the current token and role, as a connection string for pq's
-// ListenerConn, quoting every value (internal/dsn.Build). NewListener checks
+// ListenerConn, quoting every value. NewListener checks
 // that pq reads that string back as the same config in this process's
 // environment. Each attempt is bounded by the DSN's connect_timeout, else by
 // ListenerConnectTimeout (the string sets it); the token fetch is bounded
@@ -342,8 +340,8 @@ func (l *Listener) String() string {
 	return "pgentra.Listener{" + l.connector.String() + "}"
 }
 
-// GoString is String, so that %#v neither shows internals nor reads them
-// while the Listener's goroutine changes them.
+// GoString is String, so that %#v neither shows the Listener's fields nor
+// reads them while the Listener's goroutine changes them.
 func (l *Listener) GoString() string { return l.String() }
 
 // closed reports whether Close has been called. It reads closing, which
@@ -404,7 +402,7 @@ func (l *Listener) connect() error {
 		if err != nil {
 			return withoutToken(err, e.token)
 		}
-		forgetListenerPassword(c)
+		pqinternal.ForgetListenerPassword(c)
 		cn = c
 		return nil
 	})
@@ -593,24 +591,4 @@ func withoutToken(err error, tok string) error {
 		return errors.New("pgentra: listener: connection failed (pq's error withheld: it contained the access token)")
 	}
 	return err
-}
-
-// forgetListenerPassword blanks the token that pq keeps in the connection
-// inside a ListenerConn, as forgetPassword does for pool connections; it
-// reports whether it found it. TestListenerForgetsToken fails if pq renames
-// the field.
-func forgetListenerPassword(lc *pq.ListenerConn) bool {
-	if lc == nil {
-		return false
-	}
-	f := reflect.ValueOf(lc).Elem().FieldByName("cn")
-	if !f.IsValid() || f.Kind() != reflect.Pointer {
-		return false
-	}
-	f = reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
-	c, ok := f.Interface().(sqldriver.Conn)
-	if !ok || f.IsNil() {
-		return false
-	}
-	return forgetPassword(c)
 }

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -17,8 +18,10 @@ type options struct {
 	cache                    *token.Cache
 	logger                   *slog.Logger
 	clientOptions            azcore.ClientOptions
+	clientOptionsSet         bool
 	disableInstanceDiscovery bool
 	tokenOptions             []token.Option
+	tokenOptionsSet          bool
 	getenv                   func(string) string
 	tracer                   Tracer
 }
@@ -26,7 +29,11 @@ type options struct {
 // WithCredential makes the Connector get tokens from cred instead of the
 // credential that azure_credential would build. Use it for credentials the
 // DSN can't describe (a chain of your own, a client assertion callback) or to
-// share one credential between several pools.
+// share one credential between several pools. It cannot be combined with the
+// options that shape the credential pgentra builds (WithClientOptions,
+// WithDisableInstanceDiscovery: set those on cred itself) nor with
+// WithTokenCache (the cache has its own credential); NewConnector refuses
+// such a combination with an error wrapping ErrConflictingOptions.
 func WithCredential(cred azcore.TokenCredential) Option {
 	return func(o *options) { o.credential = cred }
 }
@@ -35,7 +42,11 @@ func WithCredential(cred azcore.TokenCredential) Option {
 // owns: Connector.Close does not close it. Share a cache between pools that
 // use the same credential and scope (for example a read pool and a write pool
 // on the same server) so they make one token request between them. The
-// cache's credential and scope win over the DSN's azure_* keys.
+// cache's credential and scope win over the DSN's azure_* keys. The options
+// that shape a credential or a cache (WithCredential, WithClientOptions,
+// WithDisableInstanceDiscovery, WithTokenCacheOptions) cannot be combined
+// with it: NewConnector refuses them with an error wrapping
+// ErrConflictingOptions; give them to token.NewCache and the credential.
 func WithTokenCache(c *token.Cache) Option {
 	return func(o *options) { o.cache = c }
 }
@@ -56,24 +67,61 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithClientOptions sets the azcore client options (transport, retry,
-// cloud, telemetry) of the credential pgentra builds from the DSN. It has no
-// effect with WithCredential. Setting Cloud here overrides the cloud pgentra
-// picks from the host name.
+// cloud, telemetry) of the credential pgentra builds from the DSN. Setting
+// Cloud here overrides the cloud pgentra picks from the host name. With
+// WithCredential or WithTokenCache pgentra builds no credential, so
+// NewConnector refuses the combination (ErrConflictingOptions).
 func WithClientOptions(co azcore.ClientOptions) Option {
-	return func(o *options) { o.clientOptions = co }
+	return func(o *options) { o.clientOptions, o.clientOptionsSet = co, true }
 }
 
 // WithDisableInstanceDiscovery turns off Entra instance discovery for the
 // credential pgentra builds, as azidentity's option of the same name does:
 // needed for disconnected clouds, private authorities and Azure Stack.
+// Like WithClientOptions, it is refused with WithCredential or WithTokenCache.
 func WithDisableInstanceDiscovery() Option {
 	return func(o *options) { o.disableInstanceDiscovery = true }
 }
 
-// WithTokenOptions passes options to the token cache pgentra builds (for
-// example token.WithFetchTimeout). It has no effect with WithTokenCache.
-func WithTokenOptions(opts ...token.Option) Option {
-	return func(o *options) { o.tokenOptions = append(o.tokenOptions, opts...) }
+// WithTokenCacheOptions passes options to the token cache pgentra builds,
+// as if given to token.NewCache (for example token.WithFetchTimeout, or
+// token.WithTokenRequestOptions for what each GetToken call asks). With
+// WithTokenCache pgentra builds no cache, so NewConnector refuses the
+// combination (ErrConflictingOptions).
+func WithTokenCacheOptions(opts ...token.Option) Option {
+	return func(o *options) { o.tokenOptions, o.tokenOptionsSet = append(o.tokenOptions, opts...), true }
+}
+
+// checkConflicts refuses options that contradict each other, naming both:
+// one of them would otherwise be ignored without a word.
+func (o *options) checkConflicts() error {
+	type opt struct {
+		name string
+		set  bool
+	}
+	var (
+		cred      = opt{"WithCredential", o.credential != nil}
+		cache     = opt{"WithTokenCache", o.cache != nil}
+		client    = opt{"WithClientOptions", o.clientOptionsSet}
+		discovery = opt{"WithDisableInstanceDiscovery", o.disableInstanceDiscovery}
+		cacheOpts = opt{"WithTokenCacheOptions", o.tokenOptionsSet}
+	)
+	for _, c := range []struct {
+		a, b opt
+		why  string
+	}{
+		{cache, cred, "the cache gets its tokens from its own credential"},
+		{cache, client, "pgentra builds no credential when given a cache; set them on the cache's credential"},
+		{cache, discovery, "pgentra builds no credential when given a cache; set it on the cache's credential"},
+		{cache, cacheOpts, "pgentra builds no cache when given one; pass them to token.NewCache"},
+		{cred, client, "pgentra builds no credential when given one; set them on that credential"},
+		{cred, discovery, "pgentra builds no credential when given one; set it on that credential"},
+	} {
+		if c.a.set && c.b.set {
+			return fmt.Errorf("%w: %s with %s: %s", ErrConflictingOptions, c.a.name, c.b.name, c.why)
+		}
+	}
+	return nil
 }
 
 // withGetenv replaces os.Getenv, for tests.

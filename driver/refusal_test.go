@@ -43,7 +43,7 @@ func (s *alternatingServer) attempt(_ context.Context, e *pqEntry) error {
 func TestIntermittentRefusalsBounded(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
 	cred := &fakeCredential{claims: spClaims(), lifetime: time.Hour, now: clock.Now}
-	c := retryConnector(t, cred, WithTokenOptions(token.WithClock(clock)))
+	c := retryConnector(t, cred, WithTokenCacheOptions(token.WithClock(clock)))
 	srv := &alternatingServer{}
 	ctx := context.Background()
 	failed := 0

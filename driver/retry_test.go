@@ -80,6 +80,18 @@ func retryConnector(t *testing.T, cred azcore.TokenCredential, opts ...Option) *
 	return c
 }
 
+// cacheConnector is retryConnector's twin for a Connector that takes its
+// tokens (and credential) from cache.
+func cacheConnector(t *testing.T, cache *token.Cache) *Connector {
+	t.Helper()
+	c, err := NewConnector("host=db.postgres.database.azure.com user=orders-app dbname=d", WithTokenCache(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // Issue 10 item 5: after the server refuses a cached token, the retry uses
 // a token that is really new — asked for with Claims so MSAL skips its
 // cache — and when the credential can only hand the refused token back,
@@ -140,7 +152,7 @@ func TestRefusalDuringBackoffKeepsServerError(t *testing.T) {
 	clock := &fakeClock{now: time.Now()}
 	cred := &fakeCredential{claims: spClaims(), now: clock.Now, lifetime: time.Hour}
 	failed := make(chan struct{}, 1)
-	c := retryConnector(t, cred, WithTokenOptions(token.WithClock(clock), token.WithEventHandler(func(ev token.Event) {
+	c := retryConnector(t, cred, WithTokenCacheOptions(token.WithClock(clock), token.WithEventHandler(func(ev token.Event) {
 		if ev.Kind == token.FetchFailed {
 			select {
 			case failed <- struct{}{}:
@@ -330,5 +342,31 @@ func TestRetryTokenTooLargeKeepsServerError(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "xxxxxxxxxx") || strings.Contains(err.Error(), secretMarker) {
 		t.Errorf("error shows a token: %.300s", err)
+	}
+}
+
+// A token larger than Entra's usual but within PostgreSQL's password limit
+// (token.MaxTokenSize, the one limit both layers use) is sent as it is and
+// still names its user: the user is derived from it, not refused.
+func TestTokenWithinPasswordLimitDerivesUser(t *testing.T) {
+	claims := userClaims()
+	claims["pad"] = strings.Repeat("x", 20<<10)
+	cred := &fakeCredential{claims: claims, lifetime: time.Hour}
+	c, err := NewConnector("host=db.postgres.database.azure.com dbname=d", WithCredential(cred))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var users []string
+	logins := &scriptedLogins{}
+	err = c.withLogin(context.Background(), func(ctx context.Context, e *pqEntry) error {
+		users = append(users, e.user)
+		return logins.attempt(ctx, e)
+	})
+	if err != nil {
+		t.Fatalf("login with a %d-byte token: %v", len(cred.lastToken()), err)
+	}
+	if len(logins.sent) != 1 || len(logins.sent[0]) <= 20<<10 || users[0] != "carol@contoso.com" {
+		t.Fatalf("logins %d (users %q); want one as carol@contoso.com with the large token", len(logins.sent), users)
 	}
 }

@@ -127,7 +127,7 @@ func TestUserLookupHungCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.lookup.timeout = 100 * time.Millisecond
+	c.lookup.opts = []token.Option{token.WithFetchTimeout(100 * time.Millisecond)}
 	errA := connectAsync(c, context.Background())
 	<-cred.started
 	err = waitErr(t, errA, "a Connect without deadline whose lookup hangs")
@@ -153,7 +153,7 @@ func TestUserLookupHungCredential(t *testing.T) {
 }
 
 // closeWithin fails the test if c.Close does not return within 10 s (a
-// safety bound: it returns at once or after userLookupCloseGrace).
+// safety bound: it returns at once or after the token cache's close grace).
 func closeWithin(t *testing.T, c *Connector, what string) {
 	t.Helper()
 	closed := make(chan error, 1)
@@ -185,8 +185,8 @@ func TestSharedCacheRefusedPoolsDoNotSpinCredential(t *testing.T) {
 			cred := &msalLike{honoursClaims: true, lifetime: time.Hour}
 			cache := token.NewCache(cred, token.ScopePublic)
 			defer cache.Close()
-			a := retryConnector(t, cred, WithTokenCache(cache))
-			b := retryConnector(t, cred, WithTokenCache(cache))
+			a := cacheConnector(t, cache)
+			b := cacheConnector(t, cache)
 			ctx := context.Background()
 			for i := range 10 {
 				la := &scriptedLogins{script: []error{errNoRole, errNoRole}}

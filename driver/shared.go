@@ -1,9 +1,11 @@
 package driver
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
+	"log/slog"
 	"math"
 	"os"
 	"reflect"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/tracing"
 	"github.com/pgentra/pgentra/token"
 )
 
@@ -37,8 +40,10 @@ type sharedIdentity struct {
 	refs   int
 	cred   azcore.TokenCredential
 	cache  *token.Cache
-	lookup *userLookup // the management-scope user-name lookup, memo included
+	lookup *userLookup // the user-name lookup: its management-scope token cache and memo
 	events eventFanout // the cache's events, to each Connector's logger
+	trace  fetchTracer // the cache's fetches, to the subscribers' tracers
+	slow   slowFetch   // the slow-fetch warning: one per fetch, to each distinct logger
 }
 
 // sharedKey says which identity a credential pgentra builds stands for. It
@@ -99,16 +104,22 @@ var (
 // ID, tenant, certificate path, federated token file, refresh margin, the
 // name of the secret's variable, …), the scope, instance discovery, the
 // client options (values, and the identity of their transport and
-// policies), the environment variables that azidentity, MSAL and the
-// developer CLIs read (values hashed: AZURE_CLIENT_SECRET is one of them),
-// and the contents of the certificate files named (a rotated certificate is
-// another credential). Not shared at all: a Connector given WithCredential
-// or WithTokenCache (it keeps what it was given), WithTokenOptions (options
-// are functions: they can't be compared), WithTracer (the cache reports its
-// fetches to one Connector's tracer), or client options holding a function or
-// a value that can't be compared.
+// policies; of a TracingProvider only whether one is set), the environment
+// variables that azidentity, MSAL and the developer CLIs read (values
+// hashed: AZURE_CLIENT_SECRET is one of them), and the contents of the
+// certificate files named (a rotated certificate is another credential).
+// Not shared at all: a Connector given WithCredential or WithTokenCache (it
+// keeps what it was given), WithTokenCacheOptions (options are functions: they
+// can't be compared), WithTracer with a value that can't be compared (the
+// shared cache tells tracers apart with ==), or client options holding
+// another function or a value that can't be compared. The tracer is not in
+// the key: Connectors with different tracers share, and each tracer sees
+// every fetch of the cache once.
 func identityKey(s settings, scope string, o *options, getenv func(string) string) (sharedKey, bool) {
-	if o.credential != nil || o.cache != nil || len(o.tokenOptions) > 0 || o.tracer != nil {
+	if o.credential != nil || o.cache != nil || len(o.tokenOptions) > 0 {
+		return sharedKey{}, false
+	}
+	if o.tracer != nil && !reflect.ValueOf(o.tracer).Comparable() {
 		return sharedKey{}, false
 	}
 	w := keyWriter{h: sha256.New()}
@@ -122,7 +133,15 @@ func identityKey(s settings, scope string, o *options, getenv func(string) strin
 	}
 	w.str(scope)
 	w.bool(o.disableInstanceDiscovery)
-	if !w.value(reflect.ValueOf(o.clientOptions)) {
+	// azcore's TracingProvider holds a function, which can't be compared:
+	// only whether one is set goes in the key, so that pools wired to
+	// OpenTelemetry (azotel) share too. The shared credential reports its
+	// spans through the first Connector's provider; they still nest under
+	// the fetch's span, which the caller's context carries.
+	co := o.clientOptions
+	w.bool(reflect.ValueOf(co.TracingProvider).IsZero())
+	co.TracingProvider = tracing.Provider{}
+	if !w.value(reflect.ValueOf(co)) {
 		return sharedKey{}, false
 	}
 	names := slices.Clone(keyEnvNames)
@@ -267,7 +286,7 @@ func (w *keyWriter) value(v reflect.Value) (ok bool) {
 // scope and margin are its cache's. build runs with the registry
 // locked, so that concurrent NewConnector calls make one credential; it
 // does no network I/O (azidentity's constructors don't).
-func acquireIdentity(key sharedKey, scope string, margin time.Duration, build func() (azcore.TokenCredential, error)) (*sharedIdentity, error) {
+func acquireIdentity(key sharedKey, scope, credKind string, margin time.Duration, build func() (azcore.TokenCredential, error)) (*sharedIdentity, error) {
 	registry.mu.Lock()
 	defer registry.mu.Unlock()
 	for _, id := range registry.ids[key.digest] {
@@ -281,7 +300,10 @@ func acquireIdentity(key sharedKey, scope string, margin time.Duration, build fu
 		return nil, err
 	}
 	id := &sharedIdentity{key: key, refs: 1, cred: cred, lookup: &userLookup{}}
-	id.cache = token.NewCache(cred, scope, token.WithRefreshMargin(margin), token.WithEventHandler(id.events.emit))
+	id.trace = fetchTracer{scope: scope, credKind: credKind}
+	id.slow = slowFetch{cred: cred, credKind: credKind, warn: id.warnSlow}
+	id.cache = token.NewCache(cred, scope, token.WithRefreshMargin(margin), token.WithEventHandler(id.handle), token.WithFetchContext(id.fetchContext))
+	id.trace.cache = id.cache
 	if registry.ids == nil {
 		registry.ids = make(map[[sha256.Size]byte][]*sharedIdentity)
 	}
@@ -309,7 +331,52 @@ func (id *sharedIdentity) release() error {
 		return nil
 	}
 	id.lookup.close()
-	return id.cache.Close()
+	err := id.cache.Close()
+	id.slow.stop() // after the cache's Close: no fetch can arm it again
+	return err
+}
+
+// handle is the shared cache's event handler: the fetch's end to the
+// tracers its start reached, the slow-fetch warning once per fetch, and the
+// event to each subscribed Connector (debug logs).
+func (id *sharedIdentity) handle(ev token.Event) {
+	switch ev.Kind {
+	case token.FetchStart:
+		id.slow.arm(ev)
+	case token.FetchEnd, token.FetchFailed:
+		id.slow.stop()
+		id.trace.end(ev)
+	}
+	id.events.emit(ev)
+}
+
+// fetchContext is the shared cache's WithFetchContext function: the
+// fetch's start to each distinct tracer of the subscribed Connectors (all
+// comparable: identityKey shares no other), once.
+func (id *sharedIdentity) fetchContext(ctx context.Context, ev token.Event) context.Context {
+	subs := id.events.snapshot()
+	var tracers []Tracer
+	for _, s := range subs {
+		if s.tracer != nil && !slices.Contains(tracers, s.tracer) {
+			tracers = append(tracers, s.tracer)
+		}
+	}
+	return id.trace.start(ctx, ev, tracers)
+}
+
+// warnSlow logs the slow-fetch warning once to each distinct logger of the
+// subscribed Connectors, through their subscriptions: a Connector's Close
+// waits for it, and its logger gets nothing after.
+func (id *sharedIdentity) warnSlow(log func(*slog.Logger)) {
+	subs := id.events.snapshot()
+	seen := make([]*slog.Logger, 0, 1)
+	for _, s := range subs {
+		if s.logger == nil || slices.Contains(seen, s.logger) {
+			continue
+		}
+		seen = append(seen, s.logger)
+		s.run(func() { log(s.logger) })
+	}
 }
 
 // sharedIdentities returns how many identities are registered, for tests.
@@ -330,9 +397,12 @@ type eventFanout struct {
 	subs []*eventSub // replaced on change, never modified in place
 }
 
-// eventSub is one Connector's subscription.
+// eventSub is one Connector's subscription: its event handler, its tracer
+// (nil: none) and its logger.
 type eventSub struct {
 	fn      func(token.Event)
+	tracer  Tracer
+	logger  *slog.Logger
 	mu      sync.Mutex
 	cond    sync.Cond // on mu: stop waits for running to reach 0
 	stopped bool
@@ -340,16 +410,20 @@ type eventSub struct {
 }
 
 func (f *eventFanout) emit(ev token.Event) {
-	f.mu.Lock()
-	subs := f.subs
-	f.mu.Unlock()
-	for _, s := range subs {
+	for _, s := range f.snapshot() {
 		s.deliver(ev)
 	}
 }
 
-func (f *eventFanout) subscribe(fn func(token.Event)) *eventSub {
-	s := &eventSub{fn: fn}
+// snapshot returns the current subscribers (not to be modified).
+func (f *eventFanout) snapshot() []*eventSub {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.subs
+}
+
+func (f *eventFanout) subscribe(fn func(token.Event), tracer Tracer, logger *slog.Logger) *eventSub {
+	s := &eventSub{fn: fn, tracer: tracer, logger: logger}
 	s.cond.L = &s.mu
 	f.mu.Lock()
 	f.subs = append(slices.Clip(f.subs), s)
@@ -388,7 +462,11 @@ func (f *eventFanout) unsubscribe(s *eventSub) {
 // handler to return (a variable for tests).
 var eventStopGrace = 500 * time.Millisecond
 
-func (s *eventSub) deliver(ev token.Event) {
+func (s *eventSub) deliver(ev token.Event) { s.run(func() { s.fn(ev) }) }
+
+// run calls fn unless s is unsubscribed, counted as a running handler
+// (unsubscribe waits for it).
+func (s *eventSub) run(fn func()) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -404,19 +482,19 @@ func (s *eventSub) deliver(ev token.Event) {
 		}
 		s.mu.Unlock()
 	}()
-	s.fn(ev)
+	fn()
 }
 
 // useShared gives c the credential, cache and user lookup registered for
 // key, building them if this is the first Connector of that identity.
 func (c *Connector) useShared(key sharedKey, s settings, scope string, o *options) error {
-	id, err := acquireIdentity(key, scope, s.refreshMargin, func() (azcore.TokenCredential, error) {
+	id, err := acquireIdentity(key, scope, c.credKind, s.refreshMargin, func() (azcore.TokenCredential, error) {
 		return newCredential(s, scope, o, o.getenv)
 	})
 	if err != nil {
 		return err
 	}
 	c.shared, c.cred, c.cache, c.lookup = id, id.cred, id.cache, id.lookup
-	c.sub = id.events.subscribe(c.logEvent) // c.logger is never nil: slog.Default without WithLogger
+	c.sub = id.events.subscribe(c.logEvent, c.tracer, c.logger) // c.logger is never nil: slog.Default without WithLogger
 	return nil
 }

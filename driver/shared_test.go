@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/tracing"
 	"github.com/pgentra/pgentra/internal/emulator/entra"
 	"github.com/pgentra/pgentra/token"
 )
@@ -65,11 +68,20 @@ func (e *sharedTestEnv) dsn(extra ...string) string {
 		"azure_credential=client_secret", "azure_client_id=" + e.sp.AppID, "azure_tenant_id=" + e.tenant.ID()}, extra...), " ")
 }
 
-// open builds a Connector with e's client options and getenv, closed at
-// the end of the test.
+// open builds a Connector with e's getenv and, unless opts give it a
+// credential or a cache (client options would then conflict), e's client
+// options, closed at the end of the test.
 func (e *sharedTestEnv) open(t *testing.T, dsn string, opts ...Option) *Connector {
 	t.Helper()
-	c, err := NewConnector(dsn, append([]Option{WithClientOptions(e.co), withGetenv(e.getenv)}, opts...)...)
+	var given options
+	for _, o := range opts {
+		o(&given)
+	}
+	first := []Option{withGetenv(e.getenv)}
+	if given.credential == nil && given.cache == nil {
+		first = append(first, WithClientOptions(e.co))
+	}
+	c, err := NewConnector(dsn, append(first, opts...)...)
 	if err != nil {
 		t.Fatalf("NewConnector(%q): %v", dsn, err)
 	}
@@ -94,7 +106,7 @@ func (*nopTransport) Do(*http.Request) (*http.Response, error) {
 // TestSharedIdentityKey (issue 21 item 6): Connectors share a credential and
 // cache exactly when everything that shapes them is the same; a different
 // identity, secret, scope, option or environment gets its own; a Connector
-// given WithCredential, WithTokenCache or WithTokenOptions keeps its own.
+// given WithCredential, WithTokenCache or WithTokenCacheOptions keeps its own.
 func TestSharedIdentityKey(t *testing.T) {
 	e := newSharedTestEnv(t)
 	before := sharedIdentities()
@@ -143,7 +155,7 @@ func TestSharedIdentityKey(t *testing.T) {
 		{"instance discovery off", same(base), same(base, WithDisableInstanceDiscovery()), false},
 		{"another transport", same(base), same(base, WithClientOptions(co2)), false},
 		{"client options with a function", same(base, WithClientOptions(coFunc)), same(base, WithClientOptions(coFunc)), false},
-		{"WithTokenOptions", same(base, WithTokenOptions(tokOpt)), same(base, WithTokenOptions(tokOpt)), false},
+		{"WithTokenCacheOptions", same(base, WithTokenCacheOptions(tokOpt)), same(base, WithTokenCacheOptions(tokOpt)), false},
 		{"WithCredential, the same credential", same(base, WithCredential(cred)), same(base, WithCredential(cred)), false},
 		{"WithCredential beside a built one", same(base), same(base, WithCredential(cred)), false},
 		{"managed identity: client id vs object id", same("host=h user=u azure_credential=managed_identity azure_client_id=" + other),
@@ -361,8 +373,7 @@ func TestSharedIdentityLoggers(t *testing.T) {
 	}
 	a.Close()
 	before := logA.String()
-	b.TokenCache().Invalidate(tok.Token)
-	if _, err := b.TokenCache().Token(ctx); err != nil {
+	if _, err := b.TokenCache().Refresh(ctx, tok.Token); err != nil { // a fetch
 		t.Fatal(err)
 	}
 	if logA.String() != before {
@@ -397,12 +408,12 @@ func TestEventFanoutUnsubscribeWaits(t *testing.T) {
 		mu.Lock()
 		returned++
 		mu.Unlock()
-	})
+	}, nil, nil)
 	f.subscribe(func(token.Event) {
 		mu.Lock()
 		others++
 		mu.Unlock()
-	})
+	}, nil, nil)
 	emitted := make(chan struct{})
 	go func() {
 		f.emit(token.Event{Kind: token.CacheHit})
@@ -468,4 +479,270 @@ func TestSharedKeyCertificateContents(t *testing.T) {
 	if !a.equal(a2) {
 		t.Error("same certificate, another key")
 	}
+}
+
+// fetchRecTracer records the token fetches a Tracer sees: for each start,
+// the caller's mark (callerKey) and the kind; for each end, whether it got
+// this tracer's own start context back, and the outcome.
+type fetchRecTracer struct {
+	recTracer
+	name   string
+	fmu    sync.Mutex
+	starts []string
+	ends   []string
+}
+
+type callerKey struct{}
+
+// spanKey holds the name of the tracer whose TraceTokenStart made the context.
+type spanKey struct{}
+
+func (f *fetchRecTracer) TraceTokenStart(ctx context.Context, d TokenStartData) context.Context {
+	f.fmu.Lock()
+	defer f.fmu.Unlock()
+	f.starts = append(f.starts, fmt.Sprintf("caller=%v kind=%s cache=%t scope=%s cred=%s", ctx.Value(callerKey{}), d.Kind, d.Cache != nil, d.Scope, d.Credential))
+	return context.WithValue(ctx, spanKey{}, f.name)
+}
+
+func (f *fetchRecTracer) TraceTokenEnd(ctx context.Context, d TokenEndData) {
+	f.fmu.Lock()
+	defer f.fmu.Unlock()
+	f.ends = append(f.ends, fmt.Sprintf("own=%t outcome=%s caller=%v", ctx.Value(spanKey{}) == f.name, d.Outcome, ctx.Value(callerKey{})))
+}
+
+func (f *fetchRecTracer) seen() (starts, ends []string) {
+	f.fmu.Lock()
+	defer f.fmu.Unlock()
+	return slices.Clone(f.starts), slices.Clone(f.ends)
+}
+
+// ctxPolicy records, for each token request, which tracer's token-start
+// context the request's context carries (the values GetToken got), and may
+// delay it.
+type ctxPolicy struct {
+	mu    sync.Mutex
+	spans []any
+	delay time.Duration
+}
+
+func (p *ctxPolicy) Do(req *policy.Request) (*http.Response, error) {
+	if !strings.HasSuffix(req.Raw().URL.Path, "/oauth2/v2.0/token") {
+		return req.Next()
+	}
+	p.mu.Lock()
+	p.spans = append(p.spans, req.Raw().Context().Value(spanKey{}))
+	p.mu.Unlock()
+	if p.delay > 0 {
+		time.Sleep(p.delay)
+	}
+	return req.Next()
+}
+
+func (p *ctxPolicy) seen() []any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.spans)
+}
+
+// TestSharedIdentityTracers (issues 19 and 21 item 6): Connectors given a
+// tracer share the identity's cache like the others: four of them (two
+// tracers, and one without) make one token request, and each tracer sees
+// exactly one token start and one end for it, with the context of the
+// connect that started it as the parent; the credential's call sees the
+// starting Connector's tracer's context.
+func TestSharedIdentityTracers(t *testing.T) {
+	e := newSharedTestEnv(t)
+	pol := &ctxPolicy{}
+	e.co.PerCallPolicies = append(e.co.PerCallPolicies, pol)
+	before := sharedIdentities()
+	t1, t2 := &fetchRecTracer{name: "t1"}, &fetchRecTracer{name: "t2"}
+	a := e.open(t, e.dsn(), WithTracer(t1))
+	b := e.open(t, e.dsn(), WithTracer(t1))
+	c := e.open(t, e.dsn(), WithTracer(t2))
+	d := e.open(t, e.dsn())
+	for i, x := range []*Connector{b, c, d} {
+		if x.TokenCache() != a.TokenCache() {
+			t.Fatalf("connector %d has a cache of its own: Connectors with tracers must share the identity's", i+1)
+		}
+	}
+	checkSharedCount(t, before+1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// c's connect starts the fetch; the others then find the token cached.
+	for _, x := range []struct {
+		name string
+		c    *Connector
+	}{{"c", c}, {"a", a}, {"b", b}, {"d", d}, {"a", a}} {
+		if err := x.c.withLogin(context.WithValue(ctx, callerKey{}, x.name), (&scriptedLogins{}).attempt); err != nil {
+			t.Fatalf("connect through %s: %v", x.name, err)
+		}
+	}
+	if n := e.auth.RequestsFor(e.sp); n != 1 {
+		t.Errorf("authority token requests = %d for 4 Connectors of one identity, want 1", n)
+	}
+	wantStart := "caller=c kind=blocking cache=true scope=https://ossrdbms-aad.database.windows.net/.default cred=client_secret"
+	for _, tr := range []*fetchRecTracer{t1, t2} {
+		starts, ends := tr.seen()
+		if len(starts) != 1 || starts[0] != wantStart {
+			t.Errorf("tracer %s: token starts %q, want exactly [%q]", tr.name, starts, wantStart)
+		}
+		if len(ends) != 1 || ends[0] != "own=true outcome=ok caller=c" {
+			t.Errorf("tracer %s: token ends %q, want exactly one, with its own start's context", tr.name, ends)
+		}
+	}
+	if got := pol.seen(); len(got) != 1 || got[0] != "t2" {
+		t.Errorf("the credential's request saw the token span of %v, want t2's (the tracer of the Connector whose connect started the fetch)", got)
+	}
+	// t2's only Connector closes: the next fetch (a's login refused with the
+	// cached token: a retry with a new one) is t1's alone.
+	c.Close()
+	if err := a.withLogin(context.WithValue(ctx, callerKey{}, "a"), (&scriptedLogins{script: []error{errNoRole}}).attempt); err != nil {
+		t.Fatalf("connect through a, retried: %v", err)
+	}
+	if n := e.auth.RequestsFor(e.sp); n != 2 {
+		t.Errorf("authority token requests = %d, want 2", n)
+	}
+	starts, ends := t1.seen()
+	if len(starts) != 2 || !strings.HasPrefix(starts[1], "caller=a kind=retry ") || len(ends) != 2 || ends[1] != "own=true outcome=ok caller=a" {
+		t.Errorf("tracer t1 after the retry: starts %q, ends %q; want a second pair, kind retry, under a's connect", starts, ends)
+	}
+	if starts, ends := t2.seen(); len(starts) != 1 || len(ends) != 1 {
+		t.Errorf("tracer t2 of a closed Connector: starts %q, ends %q; want no more", starts, ends)
+	}
+	if got := pol.seen(); len(got) != 2 || got[1] != "t1" {
+		t.Errorf("the credential's requests saw the token spans of %v, want [t2 t1]", got)
+	}
+}
+
+// uncomparableTracer is a Tracer whose value can't be compared (==
+// panics): a Connector given it keeps a cache of its own.
+type uncomparableTracer struct {
+	rec  *recTracer
+	tags []string
+}
+
+func (u uncomparableTracer) TraceConnectStart(ctx context.Context, d ConnectStartData) context.Context {
+	return u.rec.TraceConnectStart(ctx, d)
+}
+func (u uncomparableTracer) TraceConnectEnd(ctx context.Context, d ConnectEndData) {
+	u.rec.TraceConnectEnd(ctx, d)
+}
+func (u uncomparableTracer) TraceLoginStart(ctx context.Context, d LoginStartData) context.Context {
+	return u.rec.TraceLoginStart(ctx, d)
+}
+func (u uncomparableTracer) TraceLoginEnd(ctx context.Context, d LoginEndData) {
+	u.rec.TraceLoginEnd(ctx, d)
+}
+func (u uncomparableTracer) TraceTokenStart(ctx context.Context, d TokenStartData) context.Context {
+	return u.rec.TraceTokenStart(ctx, d)
+}
+func (u uncomparableTracer) TraceTokenEnd(ctx context.Context, d TokenEndData) {
+	u.rec.TraceTokenEnd(ctx, d)
+}
+
+// TestSharedIdentityUncomparableTracer: a tracer value that can't be
+// compared is not shared (the shared cache tells tracers apart with ==),
+// and its own cache traces its fetch once, without a panic.
+func TestSharedIdentityUncomparableTracer(t *testing.T) {
+	e := newSharedTestEnv(t)
+	before := sharedIdentities()
+	rec := &recTracer{}
+	u := uncomparableTracer{rec: rec, tags: []string{"x"}}
+	a := e.open(t, e.dsn(), WithTracer(u))
+	b := e.open(t, e.dsn(), WithTracer(u))
+	if a.TokenCache() == b.TokenCache() || a.shared != nil {
+		t.Fatal("Connectors with a tracer that can't be compared share a cache")
+	}
+	checkSharedCount(t, before)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.withLogin(ctx, (&scriptedLogins{}).attempt); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.toks) != 1 || rec.toks[0].Outcome != FetchOK {
+		t.Errorf("token ends %+v, want one ok", rec.toks)
+	}
+}
+
+// TestSharedSlowFetchWarnsOnce: a slow fetch of a cache that Connectors
+// share is warned about once per logger, not once per Connector: three on
+// slog.Default() and one with its own logger give one warning each place.
+func TestSharedSlowFetchWarnsOnce(t *testing.T) {
+	buf := captureDefault(t)
+	old := slowFetchAfter
+	slowFetchAfter = 10 * time.Millisecond
+	defer func() { slowFetchAfter = old }()
+	e := newSharedTestEnv(t)
+	e.co.PerCallPolicies = append(e.co.PerCallPolicies, &ctxPolicy{delay: 500 * time.Millisecond})
+	var own syncBuffer
+	cs := []*Connector{e.open(t, e.dsn()), e.open(t, e.dsn()), e.open(t, e.dsn()),
+		e.open(t, e.dsn(), WithLogger(slog.New(slog.NewTextHandler(&own, nil))))}
+	for _, c := range cs[1:] {
+		if c.TokenCache() != cs[0].TokenCache() {
+			t.Fatal("want one cache")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cs[0].withLogin(ctx, (&scriptedLogins{}).attempt); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "still waiting for an access token"
+	if n := strings.Count(buf.String(), warning); n != 1 {
+		t.Errorf("slog.Default(): %d slow-fetch warnings for one fetch of 3 Connectors, want 1:\n%s", n, buf.String())
+	}
+	if n := strings.Count(own.String(), warning); n != 1 {
+		t.Errorf("WithLogger's logger: %d slow-fetch warnings, want 1:\n%s", n, own.String())
+	}
+}
+
+// TestSharedWarmTokenAllocs: a warm Token of a cache shared by Connectors
+// with tracers and loggers allocates nothing (the event fan-out included).
+func TestSharedWarmTokenAllocs(t *testing.T) {
+	e := newSharedTestEnv(t)
+	tr := &fetchRecTracer{name: "t"}
+	a := e.open(t, e.dsn(), WithTracer(tr))
+	b := e.open(t, e.dsn(), WithTracer(tr), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if a.TokenCache() != b.TokenCache() {
+		t.Fatal("want one cache")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cache := a.TokenCache()
+	if _, err := cache.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if allocs := testing.AllocsPerRun(1000, func() { _, err = cache.Token(ctx) }); allocs != 0 || err != nil {
+		t.Errorf("warm Token of a shared cache: %v allocs (err %v), want 0", allocs, err)
+	}
+}
+
+// TestSharedIdentityTracingProvider: client options with an azcore
+// TracingProvider (how azidentity's spans reach OpenTelemetry, through
+// azotel) still share — it holds a function, so only whether one is set is
+// in the key — and not with Connectors without one.
+func TestSharedIdentityTracingProvider(t *testing.T) {
+	e := newSharedTestEnv(t)
+	before := sharedIdentities()
+	provider := func() tracing.Provider {
+		return tracing.NewProvider(func(string, string) tracing.Tracer { return tracing.Tracer{} }, nil)
+	}
+	traced := e.co
+	traced.TracingProvider = provider()
+	a := e.open(t, e.dsn(), WithClientOptions(traced))
+	b := e.open(t, e.dsn(), WithClientOptions(traced))
+	other := traced
+	other.TracingProvider = provider() // another instance, as a second NewTracingProvider call makes
+	c := e.open(t, e.dsn(), WithClientOptions(other))
+	plain := e.open(t, e.dsn())
+	if a.TokenCache() != b.TokenCache() || a.TokenCache() != c.TokenCache() {
+		t.Fatal("Connectors whose client options set a TracingProvider do not share the identity's cache")
+	}
+	if plain.TokenCache() == a.TokenCache() {
+		t.Error("a Connector without a TracingProvider shares with those with one")
+	}
+	checkSharedCount(t, before+2)
 }

@@ -10,18 +10,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/internal/clouds"
 )
-
-// azureDBDomains are the host-name suffixes of Azure's PostgreSQL servers:
-// Flexible Server in the public cloud, Azure China and Azure Government, and
-// Cosmos DB for PostgreSQL. Their certificates chain to public roots and name
-// the server, so verifying them fully costs nothing.
-var azureDBDomains = [...]string{
-	".postgres.database.azure.com",
-	".postgres.database.chinacloudapi.cn",
-	".postgres.database.usgovcloudapi.net",
-	".postgres.cosmos.azure.com",
-}
 
 // Why pgentra verifies a connection more strictly than its string asks
 // (tlsUpgrade.why).
@@ -138,16 +128,14 @@ func anyAzureHost(cfg *pq.Config) bool {
 }
 
 // inAzureDBDomain reports whether host (a name, not what hostaddr dials) is
-// a server name in one of azureDBDomains: case-insensitive, whole labels,
-// a trailing dot allowed.
+// a server name in one of Azure's PostgreSQL domains (Flexible Server in the
+// public cloud, Azure China and Azure Government, Cosmos DB for PostgreSQL):
+// case-insensitive, whole labels, a trailing dot allowed. Their certificates
+// chain to public roots and name the server, so verifying them fully costs
+// nothing.
 func inAzureDBDomain(host string) bool {
-	h := strings.TrimSuffix(host, ".")
-	for _, d := range azureDBDomains {
-		if len(h) > len(d) && hasSuffixFold(h, d) {
-			return true
-		}
-	}
-	return false
+	_, ok := clouds.ForHost(host)
+	return ok
 }
 
 type target struct {

@@ -39,6 +39,10 @@ type Tracer interface {
 	// The values of the context it returns reach the credential's GetToken
 	// call (azcore's tracing finds its parent span there), not its
 	// cancellation. It is not called for a cache passed with WithTokenCache.
+	// A cache that Connectors of one identity share (see NewConnector)
+	// reports each fetch once to each distinct Tracer among them, with the
+	// context of the caller that started it, whichever Connector that
+	// caller came through.
 	TraceTokenStart(ctx context.Context, d TokenStartData) context.Context
 	// TraceTokenEnd is called when that call ends, with the context
 	// TraceTokenStart returned, on the cache's goroutine. A fetch cut short
@@ -158,13 +162,18 @@ type TokenEndData struct {
 
 // WithTracer makes the Connector (or Listener) report its connects, logins
 // and token fetches to t. Without it nothing is traced and nothing is spent
-// on tracing.
+// on tracing. Connectors of one identity share a token cache with a tracer
+// too; give them the same t (a Tracer value that can't be compared with ==
+// gets no shared cache): each distinct tracer among them sees every fetch
+// of the shared cache, so two tracers recording to one meter count it
+// twice.
 func WithTracer(t Tracer) Option {
 	return func(o *options) { o.tracer = t }
 }
 
 // connectTrace is one connect's state for the Tracer; nil without one.
 type connectTrace struct {
+	tracer  Tracer // the Connector's: a shared cache's fetch takes its context
 	start   time.Time
 	ctx     context.Context // the Tracer's connect context
 	retried bool
@@ -179,7 +188,7 @@ func (c *Connector) traceStartData() ConnectStartData {
 
 // traceConnectStart begins a connect's trace; ctx is then the Tracer's.
 func (c *Connector) traceConnectStart(ctx context.Context) (context.Context, *connectTrace) {
-	tr := &connectTrace{start: time.Now()}
+	tr := &connectTrace{tracer: c.tracer, start: time.Now()}
 	if ctx2 := c.tracer.TraceConnectStart(ctx, c.traceStartData()); ctx2 != nil {
 		ctx = ctx2
 	}
@@ -210,19 +219,62 @@ func (c *Connector) traceLogin(ctx context.Context, tr *connectTrace, role strin
 	return err
 }
 
-// traceTokenStart is the token cache's WithFetchContext function.
-func (c *Connector) traceTokenStart(ctx context.Context, ev token.Event) context.Context {
+// fetchTracer reports one token cache's fetches to Tracers: a Connector's
+// own cache to its tracer, a shared cache (see shared.go) to each distinct
+// tracer of the Connectors sharing it. Each tracer gets exactly one
+// TraceTokenStart and one TraceTokenEnd per fetch, both with the context of
+// the caller whose call started the fetch as the parent, whichever
+// Connector that caller came through.
+type fetchTracer struct {
+	scope    string
+	credKind string
+	cache    *token.Cache // set once the cache is built, before its first fetch
+}
+
+// fetchSpans is the context a fetch's start returns (the cache hands it
+// back in the fetch's end event): the values GetToken sees are those of
+// the starting connect's tracer (or of the first tracer), and spans holds
+// what each tracer's TraceTokenStart returned, for its TraceTokenEnd.
+type fetchSpans struct {
+	context.Context
+	spans []fetchSpan
+}
+
+type fetchSpan struct {
+	t   Tracer
+	ctx context.Context
+}
+
+// start is the cache's WithFetchContext function: it reports the fetch's
+// start to each of tracers (distinct, comparable values) and returns nil
+// when there is none, so that GetToken sees no caller's values.
+func (ft *fetchTracer) start(ctx context.Context, ev token.Event, tracers []Tracer) context.Context {
+	if len(tracers) == 0 {
+		return nil
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	v := c.tracer.TraceTokenStart(ctx, c.tokenStartData(ev))
-	if v == nil {
-		v = ctx
+	var starter Tracer
+	if tr, _ := ctx.Value(traceKey{}).(*connectTrace); tr != nil {
+		starter = tr.tracer
 	}
-	return v
+	d := ft.startData(ev)
+	fs := &fetchSpans{spans: make([]fetchSpan, 0, len(tracers))}
+	for _, t := range tracers {
+		v := t.TraceTokenStart(ctx, d)
+		if v == nil {
+			v = ctx
+		}
+		fs.spans = append(fs.spans, fetchSpan{t: t, ctx: v})
+		if fs.Context == nil || len(tracers) > 1 && t == starter { // several: all comparable (see identityKey)
+			fs.Context = v
+		}
+	}
+	return fs
 }
 
-func (c *Connector) tokenStartData(ev token.Event) TokenStartData {
+func (ft *fetchTracer) startData(ev token.Event) TokenStartData {
 	kind := FetchBlocking
 	switch {
 	case ev.Refresh:
@@ -230,16 +282,17 @@ func (c *Connector) tokenStartData(ev token.Event) TokenStartData {
 	case ev.Background:
 		kind = FetchBackground
 	}
-	return TokenStartData{Scope: c.scope, Credential: c.credKind, Kind: kind, Cache: c.cache}
+	return TokenStartData{Scope: ft.scope, Credential: ft.credKind, Kind: kind, Cache: ft.cache}
 }
 
-// traceTokenEnd reports a fetch's end event.
-func (c *Connector) traceTokenEnd(ev token.Event) {
-	ctx := ev.Context
-	if ctx == nil {
-		ctx = context.Background()
+// end reports a fetch's end event (FetchEnd, FetchFailed) to the tracers
+// its start reached; an event of a fetch no tracer saw start is ignored.
+func (ft *fetchTracer) end(ev token.Event) {
+	fs, _ := ev.Context.(*fetchSpans)
+	if fs == nil {
+		return
 	}
-	d := TokenEndData{TokenStartData: c.tokenStartData(ev), Duration: ev.Latency, ExpiresOn: ev.ExpiresOn, Err: ev.Err, Outcome: FetchOK}
+	d := TokenEndData{TokenStartData: ft.startData(ev), Duration: ev.Latency, ExpiresOn: ev.ExpiresOn, Err: ev.Err, Outcome: FetchOK}
 	var te *token.ThrottledError
 	switch {
 	case ev.Kind == token.FetchEnd:
@@ -250,7 +303,9 @@ func (c *Connector) traceTokenEnd(ev token.Event) {
 	default:
 		d.Outcome = FetchError
 	}
-	c.tracer.TraceTokenEnd(ctx, d)
+	for _, s := range fs.spans {
+		s.t.TraceTokenEnd(s.ctx, d)
+	}
 }
 
 // classify maps a connect's or a login's error to its outcome, SQLSTATE and

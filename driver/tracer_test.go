@@ -96,7 +96,7 @@ func TestTracerSeesConnectsLoginsAndFetches(t *testing.T) {
 	// Refusal-driven refreshes are rate-limited; the cache's clock moves past
 	// the window between this test's two refused connects.
 	clock := &fakeClock{now: time.Now()}
-	c := retryConnector(t, cred, WithTracer(rec), WithTokenOptions(token.WithClock(clock)))
+	c := retryConnector(t, cred, WithTracer(rec), WithTokenCacheOptions(token.WithClock(clock)))
 	ctx := context.Background()
 	var sent []string
 	run := func(script ...error) error {

@@ -4,15 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/lib/pq"
 	"github.com/pgentra/pgentra/internal/dsn"
 	"github.com/pgentra/pgentra/token"
 )
 
+// TestDeriveUser: the role name comes from the database-scope token when it
+// names its principal, else from a management-scope token of the same
+// credential (a managed identity's xms_mirid); a service principal's tokens
+// name nobody and the error says to set user.
 func TestDeriveUser(t *testing.T) {
 	const (
 		uami = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-app/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-orders"
@@ -36,8 +42,9 @@ func TestDeriveUser(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cred := &fakeCredential{claims: tt.db, mgmt: tt.mgmt}
+			c := lookupConnector(t, cred)
 			tok, _ := cred.GetToken(context.Background(), scopeOpts(token.ScopePublic))
-			got, err := deriveUser(context.Background(), tok, cred, token.ScopeManagement)
+			got, err := c.userFor(context.Background(), tok)
 			if tt.wantErr {
 				if !errors.Is(err, ErrNoUser) {
 					t.Fatalf("err = %v, want ErrNoUser", err)
@@ -51,7 +58,7 @@ func TestDeriveUser(t *testing.T) {
 					t.Errorf("error leaks the token: %v", err)
 				}
 			} else if err != nil || got != tt.want {
-				t.Fatalf("deriveUser = %q, %v; want %q", got, err, tt.want)
+				t.Fatalf("userFor = %q, %v; want %q", got, err, tt.want)
 			}
 			if n := cred.mgmtCalls.Load(); n != tt.mgmtCalls {
 				t.Errorf("management-scope calls = %d, want %d", n, tt.mgmtCalls)
@@ -61,9 +68,14 @@ func TestDeriveUser(t *testing.T) {
 }
 
 func TestDeriveUserUnreadableToken(t *testing.T) {
-	_, err := deriveUser(context.Background(), azcore.AccessToken{Token: "opaque-" + secretMarker}, nil, token.ScopeManagement)
+	cred := &fakeCredential{claims: miDBClaims(), mgmt: miMgmtClaims(uamiID)}
+	c := lookupConnector(t, cred)
+	_, err := c.userFor(context.Background(), azcore.AccessToken{Token: "opaque-" + secretMarker})
 	if !errors.Is(err, ErrNoUser) || strings.Contains(err.Error(), secretMarker) {
 		t.Fatalf("err = %v", err)
+	}
+	if n := cred.mgmtCalls.Load(); n != 0 {
+		t.Errorf("management-scope calls = %d for an unreadable token, want 0", n)
 	}
 }
 
@@ -161,7 +173,7 @@ func TestUserLookupFailureCauseAndBackoff(t *testing.T) {
 	cred := &fakeCredential{claims: miDBClaims(), mgmt: miMgmtClaims(uamiID), mgmtErr: errCredential}
 	c := lookupConnector(t, cred)
 	clock := &fakeClock{now: time.Now()}
-	c.lookup.now = clock.Now
+	c.lookup.opts = []token.Option{token.WithClock(clock)}
 	for i := range 10 {
 		_, err := c.Connect(context.Background())
 		if !errors.Is(err, errCredential) || !errors.Is(err, ErrNoUser) {
@@ -182,7 +194,7 @@ func TestUserLookupFailureCauseAndBackoff(t *testing.T) {
 	if n := cred.mgmtCalls.Load(); n != 1 {
 		t.Errorf("management-scope requests = %d for 10 connects within the back-off, want 1", n)
 	}
-	clock.Add(userLookupBackoff + time.Millisecond) // past the first back-off
+	clock.Add(token.DefaultBackoffInitial + time.Millisecond) // past the first back-off
 	if _, err := c.Connect(context.Background()); !errors.Is(err, errCredential) {
 		t.Fatalf("after the back-off: %v", err)
 	}
@@ -192,7 +204,7 @@ func TestUserLookupFailureCauseAndBackoff(t *testing.T) {
 	cred.mu.Lock()
 	cred.mgmtErr = nil
 	cred.mu.Unlock()
-	clock.Add(2*userLookupBackoff + time.Millisecond)
+	clock.Add(2*token.DefaultBackoffInitial + time.Millisecond)
 	if _, err := c.Connect(context.Background()); err == nil || errors.Is(err, ErrNoUser) {
 		t.Fatalf("after the credential recovered: %v; want the user derived and the dial to fail", err)
 	}
@@ -313,5 +325,95 @@ func TestUserLookupErrorNamesTheCredentialOnce(t *testing.T) {
 	}
 	if msg := err.Error(); strings.Contains(msg, "credential credential") || !strings.Contains(msg, "asking the custom credential (given with WithCredential) for") {
 		t.Errorf("error %q does not name the credential once, as given with WithCredential", msg)
+	}
+}
+
+// TestClaimValuesQuotedInErrors: claim values are untrusted (the token is
+// not verified here); wherever an error or a LoginError shows them, one
+// holding quotes, a newline or a terminal escape sequence is quoted, never
+// printed raw.
+func TestClaimValuesQuotedInErrors(t *testing.T) {
+	const hostile = "x\" upn=\"admin@contoso.com\nFAKE LOG LINE \x1b[31mred"
+	sp := spClaims()
+	sp["appid"] = hostile
+	mi := miDBClaims()
+	mi["oid"] = hostile
+	for _, tc := range []struct {
+		name string
+		cred *fakeCredential
+	}{
+		{"no principal", &fakeCredential{claims: sp, mgmt: sp}},
+		{"failed lookup", &fakeCredential{claims: mi, mgmt: mi, mgmtErr: errCredential}},
+		{"NUL in the derived name", &fakeCredential{claims: mi, mgmt: miMgmtClaims(uamiID + "\x00x")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "NUL in the derived name" {
+				tc.cred.mgmt["oid"] = hostile
+			}
+			c := lookupConnector(t, tc.cred)
+			_, err := c.Connect(context.Background())
+			if !errors.Is(err, ErrNoUser) {
+				t.Fatalf("err = %v; want ErrNoUser", err)
+			}
+			msg := err.Error()
+			if strings.ContainsAny(msg, "\n\x1b") {
+				t.Errorf("error shows a claim raw: %q", msg)
+			}
+			if !strings.Contains(msg, strconv.Quote(hostile)) {
+				t.Errorf("error %q does not show the claim quoted", msg)
+			}
+		})
+	}
+	tok := fakeJWT(sp, 1)
+	if p := principalOf(tok); strings.ContainsAny(p, "\n\x1b") || !strings.Contains(p, strconv.Quote(hostile)) {
+		t.Errorf("LoginError.Principal = %q; want the claim quoted", p)
+	}
+	// The hint of a refused login names the role the token's claims suggest.
+	user := userClaims()
+	user["upn"] = hostile
+	refused := &pq.Error{Severity: "FATAL", Code: "28P01", Message: `password authentication failed for user "carol"`}
+	hint := loginHint(refused, hintInput{User: "carol", Given: true, Scope: token.ScopePublic, Token: fakeJWT(user, 2), Port: 5432, Host: "h"})
+	if strings.ContainsAny(hint, "\n\x1b") || !strings.Contains(hint, strconv.Quote(hostile)) {
+		t.Errorf("hint shows a claim raw, or not at all: %q", hint)
+	}
+}
+
+// TestUserLookupPerIdentity: the lookup that Connectors of one shared
+// identity use remembers each identity's name apart and never reads one
+// identity's name from a management-scope token fetched for another (a
+// developer CLI's login switched accounts between two pools' first
+// connects).
+func TestUserLookupPerIdentity(t *testing.T) {
+	a := miDBClaims()
+	b := miDBClaims()
+	b["oid"] = "1d2c3b4a-0000-0000-0000-5f6e7d8c9b0a"
+	bMgmt := miMgmtClaims("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-billing")
+	bMgmt["oid"] = b["oid"]
+	cred := &fakeCredential{claims: a, mgmt: miMgmtClaims(uamiID)}
+	l := &userLookup{}
+	defer l.close()
+	claims := func(m map[string]any) token.Claims {
+		c, err := token.ParseClaims(fakeJWT(m, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for i := range 2 {
+		if name, err := l.name(context.Background(), claims(a), cred, "custom credential", token.ScopeManagement); err != nil || name != "id-orders" {
+			t.Fatalf("identity A, lookup %d: %q, %v; want id-orders", i, name, err)
+		}
+	}
+	cred.mu.Lock()
+	cred.claims, cred.mgmt = b, bMgmt
+	cred.mu.Unlock()
+	if name, err := l.name(context.Background(), claims(b), cred, "custom credential", token.ScopeManagement); err != nil || name != "id-billing" {
+		t.Fatalf("identity B: %q, %v; want id-billing", name, err)
+	}
+	if name, err := l.name(context.Background(), claims(a), cred, "custom credential", token.ScopeManagement); err != nil || name != "id-orders" {
+		t.Fatalf("identity A again: %q, %v; want id-orders, remembered", name, err)
+	}
+	if n := cred.mgmtCalls.Load(); n != 2 {
+		t.Errorf("management-scope requests = %d, want one per identity (2)", n)
 	}
 }

@@ -12,33 +12,33 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 )
 
-// ErrClosed is returned by [Cache.Token], [Cache.Acquire] and [Cache.Refresh] after
+// ErrClosed is returned by [Cache.Token] and [Cache.Refresh] after
 // [Cache.Close], and to callers still waiting for a fetch when Close is called (a fetch
 // that finished just before Close still hands its token to its waiters).
 var ErrClosed = errors.New("pgentra: token cache closed")
 
-// Source says where a token returned by [Cache.Acquire] came from.
-type Source int
+// source says where a token returned by [Cache.acquire] came from.
+type source int
 
 const (
-	// FromCache: the token was already cached when the call came in (or a fetch
+	// fromCache: the token was already cached when the call came in (or a fetch
 	// brought back, from the credential's own cache, a token a server had refused),
 	// so a login failure with it may be cured by [Cache.Refresh] and one retry.
-	FromCache Source = iota
-	// Fetched: the token was obtained from the credential while this call waited, so
+	fromCache source = iota
+	// fetched: the token was obtained from the credential while this call waited, so
 	// it is as fresh as it gets and retrying with another one is pointless.
-	Fetched
+	fetched
 )
 
 // String returns "cache" or "fetched".
-func (s Source) String() string {
+func (s source) String() string {
 	switch s {
-	case FromCache:
+	case fromCache:
 		return "cache"
-	case Fetched:
+	case fetched:
 		return "fetched"
 	}
-	return fmt.Sprintf("Source(%d)", int(s))
+	return fmt.Sprintf("source(%d)", int(s))
 }
 
 // entry is an immutable cached token with its precomputed deadlines. Every time in it is
@@ -55,7 +55,7 @@ type entry struct {
 	obtained time.Time
 }
 
-// newEntry computes the deadlines of tok obtained at now (DESIGN §7). The caller
+// newEntry computes the deadlines of tok obtained at now. The caller
 // guarantees tok.ExpiresOn is after now; now and tok's times carry no monotonic reading.
 func newEntry(tok azcore.AccessToken, now time.Time, margin time.Duration) *entry {
 	life := tok.ExpiresOn.Sub(now)
@@ -95,7 +95,7 @@ type flight struct {
 	background bool
 	bypass     bool // asks the credential to skip its own cache (Refresh)
 	// broughtBack: the token it got is one a server refused (the credential's own
-	// cache handed it back), so its waiters get it as FromCache, not Fetched.
+	// cache handed it back), so its waiters get it as fromCache, not fetched.
 	broughtBack bool
 
 	// Under Cache.mu.
@@ -143,7 +143,7 @@ type Cache struct {
 	inHandler   int // of those, ones running (or about to run) an event handler
 	hung        int // of those, ones in a GetToken call abandoned after the fetch timeout
 
-	// Refusals reported by Refresh (and Invalidate); see refusalLimitLocked.
+	// Refusals reported by Refresh; see refusalLimitLocked.
 	refusedTok   string        // the last token reported refused
 	lastRefusal  time.Time     // when a refusal was last reported
 	bypassAt     time.Time     // when the last refusal-driven bypass fetch started
@@ -181,22 +181,8 @@ func NewCache(cred azcore.TokenCredential, scope string, opts ...Option) *Cache 
 // Scope returns the scope the cache requests tokens for.
 func (c *Cache) Scope() string { return c.scope }
 
-// Credential returns the credential the cache gets its tokens from. The driver asks it,
-// once per identity, for a management-scope token when a database-scope token does not
-// name its principal (a managed identity's role name is in the other token's xms_mirid).
-func (c *Cache) Credential() azcore.TokenCredential { return c.cred }
-
-// Token returns a valid token, from the cache when possible; see [Cache.Acquire]. Use
-// its Token field as the PostgreSQL password of a new connection.
-func (c *Cache) Token(ctx context.Context) (azcore.AccessToken, error) {
-	tok, _, err := c.Acquire(ctx)
-	return tok, err
-}
-
-// Acquire returns a valid token and where it came from. The driver uses the [Source] to
-// decide whether a login failure is worth one retry: only a token that came [FromCache]
-// can be stale (revoked, or rejected by a server whose clock differs), so only then is
-// it worth [Cache.Refresh] and another login.
+// Token returns a valid token, from the cache when possible. Use its Token field as the
+// PostgreSQL password of a new connection.
 //
 // A cached token before its refresh point is returned at once, lock-free and without
 // allocating. Past the refresh point it is still returned while one background refresh
@@ -206,16 +192,28 @@ func (c *Cache) Token(ctx context.Context) (azcore.AccessToken, error) {
 // A fetch still running after the fetch timeout (a credential that ignores its context)
 // fails its waiters with a timeout error and is abandoned: a later call starts a new
 // one. After a failed fetch and without a usable token, callers get the last error at
-// once until the back-off pause ends. The Source is meaningful only when err is nil.
+// once until the back-off pause ends.
 //
 // Times are compared on the wall clock, so after a sleep or hibernation longer than the
-// token's life Acquire fetches a new token rather than returning the expired one.
-func (c *Cache) Acquire(ctx context.Context) (azcore.AccessToken, Source, error) {
+// token's life Token fetches a new token rather than returning the expired one.
+//
+// When a server refuses the token, [Cache.Refresh] replaces it.
+func (c *Cache) Token(ctx context.Context) (azcore.AccessToken, error) {
+	tok, _, err := c.acquire(ctx)
+	return tok, err
+}
+
+// acquire is [Cache.Token] that also says where the token came from. The driver uses
+// the source (through internal/tokenx) to decide whether a login failure is worth one
+// retry: only a token that came fromCache can be stale (revoked, or refused by a
+// server whose clock differs), so only then is it worth [Cache.Refresh] and another
+// login. The source is meaningful only when err is nil.
+func (c *Cache) acquire(ctx context.Context) (azcore.AccessToken, source, error) {
 	if e := c.cur.Load(); e != nil && c.opts.clock.Now().Before(e.refreshAt) {
 		if c.opts.onEvent != nil {
 			c.emit(Event{Kind: CacheHit, ExpiresOn: e.tok.ExpiresOn})
 		}
-		return e.tok, FromCache, nil
+		return e.tok, fromCache, nil
 	}
 	return c.acquireSlow(ctx)
 }
@@ -234,17 +232,17 @@ func (c *Cache) enterLocked() error {
 	return nil
 }
 
-func (c *Cache) acquireSlow(ctx context.Context) (azcore.AccessToken, Source, error) {
+func (c *Cache) acquireSlow(ctx context.Context) (azcore.AccessToken, source, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if err := ctx.Err(); err != nil {
-		return azcore.AccessToken{}, FromCache, c.ctxError(err)
+		return azcore.AccessToken{}, fromCache, c.ctxError(err)
 	}
 	c.mu.Lock()
 	if err := c.enterLocked(); err != nil {
 		c.mu.Unlock()
-		return azcore.AccessToken{}, FromCache, err
+		return azcore.AccessToken{}, fromCache, err
 	}
 	now := c.now()
 	reaped := c.reapLocked(now)
@@ -261,7 +259,7 @@ func (c *Cache) acquireSlow(ctx context.Context) (azcore.AccessToken, Source, er
 			c.launch(ctx, f, Event{Kind: RefreshStart, ExpiresOn: e.tok.ExpiresOn, Background: true})
 		}
 		c.emit(Event{Kind: CacheHit, ExpiresOn: e.tok.ExpiresOn})
-		return e.tok, FromCache, nil
+		return e.tok, fromCache, nil
 	}
 	// No usable token: join the fetch in progress, start one, or refuse.
 	f, started, err := c.flightLocked(now, false)
@@ -269,7 +267,7 @@ func (c *Cache) acquireSlow(ctx context.Context) (azcore.AccessToken, Source, er
 	c.emitPtr(reaped)
 	if err != nil {
 		c.emit(Event{Kind: BackoffWait, Err: err})
-		return azcore.AccessToken{}, FromCache, err
+		return azcore.AccessToken{}, fromCache, err
 	}
 	c.emit(Event{Kind: CacheMiss})
 	if started {
@@ -344,7 +342,7 @@ func (c *Cache) ensureLaunched(f *flight) {
 	go c.run(f)
 }
 
-func (c *Cache) wait(ctx context.Context, f *flight) (azcore.AccessToken, Source, error) {
+func (c *Cache) wait(ctx context.Context, f *flight) (azcore.AccessToken, source, error) {
 	c.ensureLaunched(f)
 	c.mu.Lock()
 	fctx := f.ctx // nil when Close finished f before it started
@@ -358,7 +356,7 @@ func (c *Cache) wait(ctx context.Context, f *flight) (azcore.AccessToken, Source
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return azcore.AccessToken{}, FromCache, c.ctxError(ctx.Err())
+		return azcore.AccessToken{}, fromCache, c.ctxError(ctx.Err())
 	case <-timedOut:
 		// The fetch timed out (or Close cancelled it): if the credential has not
 		// returned yet, abandon its call.
@@ -372,12 +370,12 @@ func (c *Cache) wait(ctx context.Context, f *flight) (azcore.AccessToken, Source
 		<-f.done
 	}
 	if f.err != nil {
-		return azcore.AccessToken{}, FromCache, f.err
+		return azcore.AccessToken{}, fromCache, f.err
 	}
 	if f.broughtBack {
-		return f.tok, FromCache, nil
+		return f.tok, fromCache, nil
 	}
-	return f.tok, Fetched, nil
+	return f.tok, fetched, nil
 }
 
 // reapLocked abandons the flight in progress if it is past its fetch timeout; it
@@ -590,32 +588,6 @@ func spread(d time.Duration) time.Duration {
 	return d + rand.N(d/4+1)
 }
 
-// Invalidate drops the cached token if it is still the current one, so that the next
-// call fetches a new token. When a newer token has been cached meanwhile, nothing
-// happens, so a slow retry never throws away a good token. The token is dropped at
-// once, whether or not a replacement can be had: until a fetch succeeds, callers wait
-// for it and, while the credential fails, get its error. After a login refused with a
-// cached token use [Cache.Refresh] instead: it keeps serving the token to every other
-// caller until a replacement has been stored, and asks the credential past its own
-// cache. Like Refresh, Invalidate remembers the token as refused: if the credential
-// hands it back from its own cache, [Cache.Acquire] reports it as [FromCache], not
-// [Fetched].
-func (c *Cache) Invalidate(token string) {
-	e := c.cur.Load()
-	if e == nil || token == "" || e.tok.Token != token {
-		return
-	}
-	c.mu.Lock()
-	dropped := !c.closed && c.cur.CompareAndSwap(e, nil)
-	if dropped {
-		c.refusedTok = token
-	}
-	c.mu.Unlock()
-	if dropped {
-		c.emit(Event{Kind: Invalidated, ExpiresOn: e.tok.ExpiresOn})
-	}
-}
-
 // Close stops the cache: it drops the token, cancels a fetch in progress (its waiters
 // get [ErrClosed]) and waits for the cache's goroutines to end, so that no goroutine of
 // the cache outlives Close, with two exceptions that Close cannot help. A credential
@@ -666,5 +638,15 @@ func (c *Cache) emit(ev Event) {
 func (c *Cache) emitPtr(ev *Event) {
 	if ev != nil {
 		c.emit(*ev)
+	}
+}
+
+// drop forgets the cached token if it is still tok, so that the next call fetches.
+// Only the driver's user-name lookup needs it (through internal/tokenx): it reads a
+// management-scope token once, and a second identity of the same credential must not
+// be answered from the first one's token.
+func (c *Cache) drop(tok string) {
+	if e := c.cur.Load(); e != nil && tok != "" && e.tok.Token == tok {
+		c.cur.CompareAndSwap(e, nil)
 	}
 }

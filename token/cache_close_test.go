@@ -13,58 +13,6 @@ import (
 	"time"
 )
 
-func TestInvalidate(t *testing.T) {
-	tests := []struct {
-		name       string
-		invalidate func(first, second string) string // token passed to the final Invalidate
-		wantDrop   bool
-	}{
-		{"current token is dropped", func(first, _ string) string { return first }, true},
-		{"stale token keeps the newer one", func(_, _ string) string { return "stale" }, false},
-		{"empty string is ignored", func(_, _ string) string { return "" }, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, cred, _, log := newTestCache(t)
-			ctx := context.Background()
-			tok, err := c.Token(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Invalidate(tt.invalidate(tok.Token, ""))
-			got, src, err := c.Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dropped := got.Token != tok.Token
-			if dropped != tt.wantDrop || (dropped && src != Fetched) {
-				t.Fatalf("after Invalidate: (%q, %v); dropped = %v, want %v", got.Token, src, dropped, tt.wantDrop)
-			}
-			if want := map[bool]int{true: 1, false: 0}[tt.wantDrop]; log.count(Invalidated) != want {
-				t.Fatalf("Invalidated events = %d, want %d", log.count(Invalidated), want)
-			}
-			if want := map[bool]int32{true: 2, false: 1}[tt.wantDrop]; cred.calls.Load() != want {
-				t.Fatalf("GetToken calls = %d, want %d", cred.calls.Load(), want)
-			}
-		})
-	}
-}
-
-func TestInvalidateStaleRetryKeepsNewerToken(t *testing.T) {
-	c, _, _, _ := newTestCache(t)
-	ctx := context.Background()
-	first, _ := c.Token(ctx)
-	c.Invalidate(first.Token) // a login failed with it
-	second, _ := c.Token(ctx) // the retry fetched a new one
-	c.Invalidate(first.Token) // another connection's late failure with the old one
-	got, src, err := c.Acquire(ctx)
-	if err != nil || got.Token != second.Token || src != FromCache {
-		t.Fatalf("(%q, %v, %v), want the newer token %q from the cache", got.Token, src, err, second.Token)
-	}
-	c.Invalidate("") // and on an empty cache, nothing happens
-	NewCache(nil, "").Invalidate("x")
-}
-
 // TestZeroCacheDoesNotPanic: a Cache not made by NewCache (a zero value in a struct)
 // fails every call with an error, and its Close, deferred by habit, must not panic.
 func TestZeroCacheDoesNotPanic(t *testing.T) {
@@ -75,7 +23,6 @@ func TestZeroCacheDoesNotPanic(t *testing.T) {
 	if _, err := c.Refresh(context.Background(), "x"); err == nil {
 		t.Fatal("Refresh on a zero Cache: want an error")
 	}
-	c.Invalidate("x")
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -179,7 +126,7 @@ func TestNoSecretInEventsOrErrors(t *testing.T) {
 	collect(c.Token(ctx)) // background refresh
 	waitIdle(t, c)
 	cur, _ := c.Token(ctx)
-	c.Invalidate(cur.Token) // invalidated
+	invalidate(c, cur.Token) // the next call fetches
 	cred.setErr(fmt.Errorf("credential failed"))
 	collect(c.Token(ctx)) // fetch failed
 	collect(c.Token(ctx)) // back-off

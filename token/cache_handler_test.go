@@ -25,7 +25,7 @@ func within(t *testing.T, what string, fn func()) {
 // caller's — that calls Close does not deadlock the cache, its callers, or later Close
 // calls, whichever event it reacts to.
 func TestHandlerMayCloseTheCache(t *testing.T) {
-	for _, kind := range []EventKind{CacheMiss, FetchStart, FetchEnd, FetchFailed, RefreshStart, CacheHit, Invalidated, BackoffWait} {
+	for _, kind := range []EventKind{CacheMiss, FetchStart, FetchEnd, FetchFailed, RefreshStart, CacheHit, BackoffWait} {
 		t.Run(kind.String(), func(t *testing.T) {
 			var c *Cache
 			var once sync.Once
@@ -45,9 +45,9 @@ func TestHandlerMayCloseTheCache(t *testing.T) {
 				clock.Advance(56 * time.Minute)
 				c.Token(ctx) // refresh start (background) and fetch end
 				waitIdle(t, c)
-				c.Invalidate(tok.Token)
+				invalidate(c, tok.Token)
 				if cur := c.cur.Load(); cur != nil {
-					c.Invalidate(cur.tok.Token) // invalidated
+					invalidate(c, cur.tok.Token)
 				}
 				cred.setErr(errors.New("down"))
 				c.Token(ctx) // fetch failed
@@ -66,8 +66,8 @@ func TestHandlerMayCloseTheCache(t *testing.T) {
 	}
 }
 
-// TestHandlerMayCallAnyMethod: handlers that call Token, Acquire, Refresh and
-// Invalidate for every event — including FetchStart, whose fetch a nested Token waits
+// TestHandlerMayCallAnyMethod: handlers that call Token, acquire and Refresh
+// for every event — including FetchStart, whose fetch a nested Token waits
 // for — neither deadlock nor make extra GetToken calls beyond the refreshes they ask
 // for.
 func TestHandlerMayCallAnyMethod(t *testing.T) {
@@ -85,12 +85,11 @@ func TestHandlerMayCallAnyMethod(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, err := c.Token(ctx)
-		_, _, err2 := c.Acquire(ctx)
+		_, _, err2 := c.acquire(ctx)
 		if e.Kind == FetchEnd {
 			_, err3 := c.Refresh(ctx, "some refused token")
 			err2 = errors.Join(err2, err3)
 		}
-		c.Invalidate("not the current token")
 		mu.Lock()
 		nested = append(nested, err, err2)
 		mu.Unlock()

@@ -80,13 +80,13 @@ func TestSleepResume(t *testing.T) {
 			}
 			clock.sleep(tt.sleep)
 
-			got, src, err := c.Acquire(ctx)
+			got, src, err := c.acquire(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			now := clock.Now()
 			if tt.wantFetch {
-				if got.Token == first.Token || src != Fetched {
+				if got.Token == first.Token || src != fetched {
 					t.Fatalf("after %v asleep: (%v, %s) — the token that expired %v ago, want a fetched one",
 						tt.sleep, src, got.ExpiresOn.Round(0).Format(time.RFC3339), now.Round(0).Sub(got.ExpiresOn.Round(0)).Round(time.Second))
 				}

@@ -15,15 +15,15 @@ func TestAcquireFetchesThenServesFromCache(t *testing.T) {
 	c, cred, _, log := newTestCache(t)
 	ctx := context.Background()
 
-	tok1, src1, err := c.Acquire(ctx)
+	tok1, src1, err := c.acquire(ctx)
 	if err != nil {
 		t.Fatalf("first Acquire: %v", err)
 	}
-	if src1 != Fetched || !strings.HasPrefix(tok1.Token, secretPrefix) {
+	if src1 != fetched || !strings.HasPrefix(tok1.Token, secretPrefix) {
 		t.Fatalf("first Acquire = (%q, %v), want a fetched token", tok1.Token, src1)
 	}
-	tok2, src2, err := c.Acquire(ctx)
-	if err != nil || src2 != FromCache || tok2.Token != tok1.Token {
+	tok2, src2, err := c.acquire(ctx)
+	if err != nil || src2 != fromCache || tok2.Token != tok1.Token {
 		t.Fatalf("second Acquire = (%q, %v, %v), want the same token from the cache", tok2.Token, src2, err)
 	}
 	if n := cred.calls.Load(); n != 1 {
@@ -108,7 +108,7 @@ func TestFastPathZeroAllocs(t *testing.T) {
 	if _, err := real.Token(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if allocs := testing.AllocsPerRun(1000, func() { _, _, err = real.Acquire(ctx) }); allocs != 0 {
+	if allocs := testing.AllocsPerRun(1000, func() { _, _, err = real.acquire(ctx) }); allocs != 0 {
 		t.Fatalf("warm Acquire with the system clock allocates %v times per call, want 0", allocs)
 	}
 }
@@ -121,13 +121,13 @@ func TestSingleFlightColdCache(t *testing.T) {
 
 	var wg sync.WaitGroup
 	toks := make([]azcore.AccessToken, callers)
-	srcs := make([]Source, callers)
+	srcs := make([]source, callers)
 	errs := make([]error, callers)
 	for i := range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			toks[i], srcs[i], errs[i] = c.Acquire(context.Background())
+			toks[i], srcs[i], errs[i] = c.acquire(context.Background())
 		}()
 	}
 	eventually(t, "all callers to wait", func() bool { return c.waiting.Load() == callers })
@@ -138,7 +138,7 @@ func TestSingleFlightColdCache(t *testing.T) {
 		t.Fatalf("GetToken calls = %d, want 1", n)
 	}
 	for i := range callers {
-		if errs[i] != nil || toks[i].Token != toks[0].Token || srcs[i] != Fetched {
+		if errs[i] != nil || toks[i].Token != toks[0].Token || srcs[i] != fetched {
 			t.Fatalf("caller %d: (%q, %v, %v), want the one fetched token", i, toks[i].Token, srcs[i], errs[i])
 		}
 	}
@@ -219,8 +219,8 @@ func TestStaleWhileValid(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok, src, err := c.Acquire(ctx)
-			if err != nil || tok.Token != old.Token || src != FromCache {
+			tok, src, err := c.acquire(ctx)
+			if err != nil || tok.Token != old.Token || src != fromCache {
 				t.Errorf("during refresh: (%q, %v, %v), want the cached token", tok.Token, src, err)
 			}
 		}()
@@ -235,8 +235,8 @@ func TestStaleWhileValid(t *testing.T) {
 	}
 	release()
 	waitIdle(t, c)
-	tok, src, err := c.Acquire(ctx)
-	if err != nil || tok.Token == old.Token || src != FromCache {
+	tok, src, err := c.acquire(ctx)
+	if err != nil || tok.Token == old.Token || src != fromCache {
 		t.Fatalf("after refresh: (%q, %v, %v), want the new token from the cache", tok.Token, src, err)
 	}
 	var bgEnd bool
@@ -259,10 +259,10 @@ func TestExpiredTokenMakesCallersWait(t *testing.T) {
 	release := cred.block()
 	done := make(chan struct{})
 	var got azcore.AccessToken
-	var src Source
+	var src source
 	go func() {
 		defer close(done)
-		got, src, err = c.Acquire(ctx)
+		got, src, err = c.acquire(ctx)
 	}()
 	eventually(t, "the caller to wait", func() bool { return c.waiting.Load() == 1 })
 	select {
@@ -272,16 +272,16 @@ func TestExpiredTokenMakesCallersWait(t *testing.T) {
 	}
 	release()
 	<-done
-	if err != nil || got.Token == old.Token || src != Fetched {
+	if err != nil || got.Token == old.Token || src != fetched {
 		t.Fatalf("after expiry: (%q, %v, %v), want a new fetched token", got.Token, src, err)
 	}
 }
 
 func TestSourceAndKindStrings(t *testing.T) {
 	for v, want := range map[interface{ String() string }]string{
-		FromCache: "cache", Fetched: "fetched", Source(7): "Source(7)",
+		fromCache: "cache", fetched: "fetched", source(7): "source(7)",
 		CacheHit: "cache_hit", CacheMiss: "cache_miss", FetchStart: "fetch_start", FetchEnd: "fetch_end",
-		FetchFailed: "fetch_failed", RefreshStart: "refresh_start", Invalidated: "invalidated",
+		FetchFailed: "fetch_failed", RefreshStart: "refresh_start",
 		BackoffWait: "backoff_wait", EventKind(0): "EventKind(0)", EventKind(99): "EventKind(99)",
 	} {
 		if got := v.String(); got != want {

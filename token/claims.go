@@ -14,9 +14,12 @@ import (
 	"unicode/utf8"
 )
 
-// MaxTokenSize is the largest access token [ParseClaims] accepts. Entra access tokens
-// are a few KiB; the bound keeps hostile input from costing much.
-const MaxTokenSize = 16 << 10
+// MaxTokenSize is the largest access token pgentra uses: PostgreSQL's limit on a
+// password (PG_MAX_AUTH_TOKEN_LENGTH, 65535 bytes), since a longer token could not
+// log in anyway. [ParseClaims] refuses longer input, which bounds what hostile input
+// costs, and the driver refuses a longer token before dialing. Entra access tokens
+// are a few KiB.
+const MaxTokenSize = 65535
 
 // ErrMalformedToken is wrapped by every [ParseClaims] error. The messages name only what
 // is wrong, never any part of the token.
@@ -166,8 +169,8 @@ func (d *claimDecoder) numericDate(name string) time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
 }
 
-// PrincipalName returns the PostgreSQL role name the token's principal most likely has
-// (DESIGN §9), or "" when the token does not say: the last segment of xms_mirid (a
+// PrincipalName returns the PostgreSQL role name the token's principal most likely has,
+// or "" when the token does not say: the last segment of xms_mirid (a
 // managed identity's resource name, e.g. "id-orders" from
 // ".../userAssignedIdentities/id-orders", or the VM or app name for a system-assigned
 // identity), else upn, preferred_username, unique_name. Service-principal tokens carry

@@ -14,7 +14,7 @@ func jwt(payload string) string {
 	return enc([]byte(`{"alg":"RS256","typ":"JWT","kid":"test"}`)) + "." + enc([]byte(payload)) + ".c2lnbmF0dXJl"
 }
 
-// Claim sets from /work/shared/claims.md.
+// Claim sets shaped like Azure's tokens.
 const (
 	claimsUser = `{"aud":"https://ossrdbms-aad.database.windows.net","iss":"https://sts.windows.net/72f988bf-0000-0000-0000-2d7cd011db47/",
  "iat":1764339000,"nbf":1764339000,"exp":1764343500,
@@ -142,7 +142,7 @@ func TestParseClaimsGarbage(t *testing.T) {
 		{"upn is a number", "a." + b64(`{"upn":12345678901234567890}`) + ".c", errClaimTypes, "(upn)"},
 		{"aud array of numbers", "a." + b64(`{"aud":[1]}`) + ".c", errClaimTypes, "(aud)"},
 		{"xms_mirid is an object", "a." + b64(`{"xms_mirid":{"`+secret+`":1}}`) + ".c", errClaimTypes, "(xms_mirid)"},
-		{"oversized", jwt(`{"upn":"` + strings.Repeat(secret, 1000) + `"}`), errTooLarge, ""},
+		{"oversized", jwt(`{"upn":"` + strings.Repeat(secret, 4000) + `"}`), errTooLarge, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,5 +160,39 @@ func TestParseClaimsGarbage(t *testing.T) {
 				t.Errorf("error contains token content: %q", err)
 			}
 		})
+	}
+}
+
+// sizedJWT is a token of exactly n bytes whose upn is a@b.c.
+func sizedJWT(t *testing.T, n int) string {
+	t.Helper()
+	short := jwt(`{"upn":"a@b.c","pad":""}`)
+	// Each 3 bytes of padding in the payload add 4 base64 characters.
+	pad := (n - len(short)) / 4 * 3
+	tok := jwt(`{"upn":"a@b.c","pad":"` + strings.Repeat("x", pad) + `"}`)
+	tok += strings.Repeat("A", n-len(tok)) // lengthen the signature to the exact size
+	if len(tok) != n {
+		t.Fatalf("sizedJWT: %d bytes, want %d", len(tok), n)
+	}
+	return tok
+}
+
+// One limit for the whole library: ParseClaims reads every token PostgreSQL
+// would take as a password (the driver refuses longer ones before dialing),
+// so a token of 20 KiB — larger than Entra's usual, well within PostgreSQL's
+// — still names its principal, and only a token PostgreSQL could not take is
+// refused.
+func TestParseClaimsSizeLimit(t *testing.T) {
+	if MaxTokenSize != 65535 {
+		t.Fatalf("MaxTokenSize = %d, want PostgreSQL's password limit 65535", MaxTokenSize)
+	}
+	for _, n := range []int{20 << 10, MaxTokenSize} {
+		c, err := ParseClaims(sizedJWT(t, n))
+		if err != nil || c.UPN != "a@b.c" {
+			t.Errorf("a %d-byte token: (%q, %v); want its upn", n, c.UPN, err)
+		}
+	}
+	if _, err := ParseClaims(sizedJWT(t, MaxTokenSize+1)); !errors.Is(err, errTooLarge) {
+		t.Errorf("a %d-byte token: %v; want errTooLarge", MaxTokenSize+1, err)
 	}
 }

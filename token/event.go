@@ -28,8 +28,6 @@ const (
 	// RefreshStart: the cached token passed its refresh point and one background
 	// refresh started; callers keep getting the cached token meanwhile.
 	RefreshStart
-	// Invalidated: [Cache.Invalidate] dropped the current token.
-	Invalidated
 	// BackoffWait: a caller got the last fetch error at once because the cache is
 	// pausing after a failure and has no valid token; Err is that error.
 	BackoffWait
@@ -42,7 +40,6 @@ var eventKindNames = [...]string{
 	FetchEnd:     "fetch_end",
 	FetchFailed:  "fetch_failed",
 	RefreshStart: "refresh_start",
-	Invalidated:  "invalidated",
 	BackoffWait:  "backoff_wait",
 }
 
@@ -154,7 +151,7 @@ func WithFetchContext(fn func(ctx context.Context, start Event) context.Context)
 }
 
 // ExpiresOn returns the expiry of the token the cache holds, and false when it
-// holds none (before the first fetch, after an invalidation, after Close). It
+// holds none (before the first fetch, after Close). It
 // never returns the token: a metric of the time left until expiry reads it.
 func (c *Cache) ExpiresOn() (time.Time, bool) {
 	e := c.cur.Load()

@@ -192,3 +192,15 @@ func waitGoroutines(t *testing.T, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// invalidate drops the cached token if it is still tok and remembers tok as
+// refused, as a login refused with it whose replacement is not yet stored
+// leaves the cache: tests use it to make the next call fetch.
+func invalidate(c *Cache, tok string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.cur.Load(); e != nil && tok != "" && e.tok.Token == tok && !c.closed {
+		c.cur.Store(nil)
+		c.refusedTok = tok
+	}
+}

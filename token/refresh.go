@@ -19,17 +19,19 @@ import (
 var ErrRefreshLimited = errors.New("pgentra: refused token not replaced: refusal-driven refreshes are rate-limited")
 
 // Refresh replaces refused — a token a server just refused — with one the credential has
-// just issued, asking the credential to bypass its own cache. The driver calls it after a
-// login with a cached token failed, instead of [Cache.Invalidate] and [Cache.Token]:
-// azidentity's managed identity and service principal credentials keep their tokens in
-// MSAL's cache for up to 24 hours and would otherwise hand the refused token back.
+// just issued, asking the credential to bypass its own cache. Call it when a login with
+// a token from [Cache.Token] fails with SQLSTATE 28000 or 28P01 (a revoked token, or a
+// server whose clock differs), then log in once more with the token it returns (see
+// the example; the pgentra driver does the same): a plain Token call would not help,
+// since azidentity's managed identity and service principal credentials keep their
+// tokens in MSAL's cache for up to 24 hours and would hand the refused token back.
 //
 // A refused token that is still valid stays cached and is served to every other caller
 // until a replacement has been stored: one refusal (a transient one, or one pool of
 // several sharing the cache whose role is missing) during an identity outage must not
 // take the token away from everyone. The cache remembers the refused token, so that a
 // plain fetch the credential answers from its own cache with that token hands it to
-// its waiters as [FromCache], not [Fetched].
+// its waiters as served from the cache, not fetched (the driver does not retry then).
 //
 // What happens, in order:
 //   - If the cache holds a different token that is still valid (another caller has
@@ -38,7 +40,7 @@ var ErrRefreshLimited = errors.New("pgentra: refused token not replaced: refusal
 //     token returned, so that a retry after a slow login does not get a token about
 //     to expire; if that refresh fails, the cached token is returned.
 //   - If the cached token has expired (or there is none), a new one is fetched as
-//     [Cache.Acquire] would; a token that expired during the login is no sign of a
+//     [Cache.Token] would; a token that expired during the login is no sign of a
 //     misbehaving server and is not rate-limited.
 //   - Otherwise the credential is asked for a new token with
 //     TokenRequestOptions.Claims set to a claims challenge (the CAE form

@@ -25,8 +25,8 @@ func TestRefreshFailureKeepsServingRefusedToken(t *testing.T) {
 		t.Fatalf("Refresh during the outage = (%q, %v); want no token and the credential's error", got.Token, err)
 	}
 	for i := range 3 {
-		tok, src, err := c.Acquire(ctx)
-		if err != nil || tok.Token != first.Token || src != FromCache {
+		tok, src, err := c.acquire(ctx)
+		if err != nil || tok.Token != first.Token || src != fromCache {
 			t.Fatalf("Acquire %d after the failed refresh = (%q, %v, %v); want the still valid cached token", i, tok.Token, src, err)
 		}
 		clock.Advance(10 * time.Minute) // well inside its hour
@@ -62,8 +62,8 @@ func TestRefreshInProgressServesCachedToken(t *testing.T) {
 	eventually(t, "Refresh to wait for its fetch", func() bool { return c.waiting.Load() == 1 })
 	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	tok, src, err := c.Acquire(actx)
-	if err != nil || tok.Token != first.Token || src != FromCache {
+	tok, src, err := c.acquire(actx)
+	if err != nil || tok.Token != first.Token || src != fromCache {
 		t.Fatalf("Acquire while the refresh runs = (%q, %v, %v); want the cached token at once", tok.Token, src, err)
 	}
 	release()
@@ -73,18 +73,18 @@ func TestRefreshInProgressServesCachedToken(t *testing.T) {
 }
 
 // The gap the remembered refusal closes: a token the credential hands back
-// from its own cache after it was refused is not "Fetched" (as fresh as it
+// from its own cache after it was refused is not "fetched" (as fresh as it
 // gets), so the driver may still ask past the credential's cache for it.
 func TestRefusedTokenBroughtBackIsNotFetched(t *testing.T) {
 	c, _, _, _ := newCachingCache(t)
 	ctx := context.Background()
 	first, _ := c.Token(ctx)
-	c.Invalidate(first.Token)
-	tok, src, err := c.Acquire(ctx) // the credential's cache hands first back
+	invalidate(c, first.Token)
+	tok, src, err := c.acquire(ctx) // the credential's cache hands first back
 	if err != nil || tok.Token != first.Token {
 		t.Fatalf("Acquire = (%q, %v); want the credential's cached token (test set-up)", tok.Token, err)
 	}
-	if src != FromCache {
+	if src != fromCache {
 		t.Fatalf("Source of a refused token brought back by a fetch = %v, want cache", src)
 	}
 }

@@ -56,6 +56,6 @@ func TestOpenDBWithDriverRefusesPgentra(t *testing.T) {
 		db.Close()
 	}
 	if err == nil || !strings.Contains(err.Error(), `"pgentra": unknown dialect`) {
-		t.Errorf("goose.OpenDBWithDriver(\"pgentra\", …): %v; want the unknown-dialect error the README names", err)
+		t.Errorf("goose.OpenDBWithDriver(\"pgentra\", …): %v; want the unknown-dialect error docs/orms-and-tools.md names", err)
 	}
 }

@@ -18,12 +18,12 @@ import (
 	"net/url"
 	"os"
 	osuser "os/user"
-	"reflect"
 	"sort"
 	"strings"
 	"unicode"
 
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/internal/pqinternal"
 )
 
 // AzurePrefix marks the keys that belong to pgentra. Any spelling counts:
@@ -256,13 +256,13 @@ func urlAzureKeys(s string) (map[string]string, error) {
 // string itself carried a password.
 //
 // pq records every parameter set by the environment, the string or a
-// service file in an unexported field, Config.set, one entry per source;
-// it is read with reflect. If a pq release renames it, TestPQRecordsSetKeys
-// fails, and until then a cruder rule applies (a user other than the OS
+// service file in an unexported field, Config.set, one entry per source
+// (read by pqinternal.SetKeys). If a pq release renames it, pqinternal's
+// TestSetKeys fails, and until then a cruder rule applies (a user other than the OS
 // user's name was given; a password other than PGPASSWORD's came from the
 // string).
 func given(cfg pq.Config, runtimePassword bool) (userGiven, passwordInDSN bool) {
-	set, ok := setKeys(cfg)
+	set, ok := pqinternal.SetKeys(cfg)
 	if !ok {
 		userGiven = cfg.User != "" && (cfg.User != osUser() || os.Getenv("PGUSER") != "")
 		passwordInDSN = runtimePassword || cfg.Password != "" && cfg.Password != os.Getenv("PGPASSWORD")
@@ -284,19 +284,6 @@ func given(cfg pq.Config, runtimePassword bool) (userGiven, passwordInDSN bool) 
 		n--
 	}
 	return userGiven, runtimePassword || n > 0
-}
-
-// setKeys returns pq's unexported Config.set.
-func setKeys(cfg pq.Config) ([]string, bool) {
-	v := reflect.ValueOf(cfg).FieldByName("set")
-	if !v.IsValid() || v.Kind() != reflect.Slice || v.Type().Elem().Kind() != reflect.String {
-		return nil, false
-	}
-	out := make([]string, v.Len())
-	for i := range out {
-		out[i] = v.Index(i).String()
-	}
-	return out, true
 }
 
 // serviceHasPassword reports whether service's entry in the service file at

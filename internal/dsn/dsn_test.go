@@ -166,26 +166,6 @@ func TestParsePasswordInDSN(t *testing.T) {
 	}
 }
 
-// TestPQRecordsSetKeys guards the reflect read of pq's unexported
-// Config.set: if a pq release renames it, this fails (and Parse falls back
-// to a cruder rule meanwhile).
-func TestPQRecordsSetKeys(t *testing.T) {
-	cleanPGEnv(t)
-	cfg, err := pq.NewConfig("host=h user=u password=p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, ok := setKeys(cfg)
-	if !ok {
-		t.Fatal("pq.Config has no []string field \"set\" any more: update dsn.given")
-	}
-	for _, k := range []string{"host", "user", "password"} {
-		if !strings.Contains(" "+strings.Join(set, " ")+" ", " "+k+" ") {
-			t.Errorf("set = %q lacks %q", set, k)
-		}
-	}
-}
-
 func TestParseErrors(t *testing.T) {
 	cleanPGEnv(t)
 	const secret = "hunter2-SECRET"

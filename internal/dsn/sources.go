@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/lib/pq"
+	"github.com/pgentra/pgentra/internal/pqinternal"
 )
 
 // ErrConflict reports a key that the connection string gives and that a
@@ -81,7 +82,7 @@ var pqFields = func() (keys []struct{ key, env string }) {
 // the record (a pq release that renamed it) every key counts as given by
 // the string, which refuses more, never less.
 func checkSources(cfg pq.Config) error {
-	set, recorded := setKeys(cfg)
+	set, recorded := pqinternal.SetKeys(cfg)
 	count := map[string]int{}
 	for _, k := range set {
 		count[k]++

@@ -556,7 +556,7 @@ func e67Minting(tn *entra.Tenant, p entra.Principal, audience string) *e67Cred {
 // left at default, a DSN that names only azure_federated_token_file (the
 // client and tenant IDs come from AZURE_CLIENT_ID / AZURE_TENANT_ID, as AKS
 // workload identity sets them) must still log in with workload identity:
-// DESIGN §4 says azure_client_id defaults to AZURE_CLIENT_ID "where
+// docs/connection-string.md says azure_client_id defaults to AZURE_CLIENT_ID "where
 // azidentity reads it", and WorkloadIdentityCredential does read it.
 func TestE2EDefaultCredentialTokenFileInDSNClientFromEnv(t *testing.T) {
 	e67CleanEnv(t)

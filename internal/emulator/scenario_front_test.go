@@ -85,7 +85,7 @@ func TestScenarioExpiredCachedTokenRefreshedOnce(t *testing.T) {
 	// The cache's clock stands still, so it keeps serving its first token; the
 	// tenant's clock (which the front checks exp against) is moved past it.
 	c, err := driver.NewConnector(env.DSN(p.Name), driver.WithCredential(cred),
-		driver.WithTokenOptions(token.WithClock(e67FrozenClock{time.Now()})))
+		driver.WithTokenCacheOptions(token.WithClock(e67FrozenClock{time.Now()})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,7 +245,7 @@ func TestScenarioBadNodeBehindBalancer(t *testing.T) {
 	}, nil)
 	clock := &steppedClock{t: time.Now()}
 	db := e67Open(t, viaBalancer(env, lb, p.Name, "azure_credential=managed_identity", "azure_client_id="+p.AppID), driver.WithClientOptions(env.ClientOptions()),
-		driver.WithTokenOptions(token.WithClock(clock)))
+		driver.WithTokenCacheOptions(token.WithClock(clock)))
 	db.SetMaxIdleConns(0)
 	failed := 0
 	for range 40 {

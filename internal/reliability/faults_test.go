@@ -41,7 +41,7 @@ func newFaultRigOn(t *testing.T, env *emulator.Env, extraDSN string, topts ...to
 	r := &faultRig{env: env, p: newIdentity(t, env, "id-fault")}
 	r.cred = miCred(t, env, r.p)
 	var err error
-	r.c, err = driver.NewConnector(env.DSN(r.p.Name, extraDSN), driver.WithCredential(r.cred), driver.WithTokenOptions(topts...))
+	r.c, err = driver.NewConnector(env.DSN(r.p.Name, extraDSN), driver.WithCredential(r.cred), driver.WithTokenCacheOptions(topts...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func TestLoadAcrossRotations(t *testing.T) {
 	// The default refresh margin (5m) is longer than half of a 40 s lifetime, so
 	// the cache refreshes at half-life and serves the current token meanwhile.
 	c, err := driver.NewConnector(env.DSN(p.Name), driver.WithCredential(cred),
-		driver.WithTokenOptions(token.WithEventHandler(func(ev token.Event) {
+		driver.WithTokenCacheOptions(token.WithEventHandler(func(ev token.Event) {
 			switch ev.Kind {
 			case token.CacheMiss:
 				waited.Add(1)

@@ -71,7 +71,7 @@ func refusedLogins(env *emulator.Env, user string) (n int, last string) {
 // TestScenarioSleepResume (issue 14, scenario 1): a laptop or VM sleeps for an hour
 // with 20 s tokens. The whole world's wall clock moves on by an hour (the tenant and
 // the server: Tenant.SetSkew), the client's monotonic clock does not (its cache runs on
-// a sleepClock). Afterwards 20 pgx connects (the README's BeforeConnect pattern: Token,
+// a sleepClock). Afterwards 20 pgx connects (the documented BeforeConnect pattern: Token,
 // no retry) and 20 database/sql connects through pgentra all log in, and the server
 // refuses no login: the first caller after the wake fetches. Before the fix, the cache
 // kept serving the token that had expired 59 min earlier.
@@ -83,7 +83,7 @@ func TestScenarioSleepResume(t *testing.T) {
 	clock := &sleepClock{}
 	ctx := context.Background()
 
-	// The README's pgx pattern (BeforeConnect: cache.Token as the password, no retry),
+	// The documented pgx pattern (BeforeConnect: cache.Token as the password, no retry),
 	// with lib/pq as the client to keep pgx out of the library's go.mod.
 	pp := newIdentity(t, env, "id-sleep-pgx")
 	pcred := mintingCred(env, pp, clock, life)
@@ -110,7 +110,7 @@ func TestScenarioSleepResume(t *testing.T) {
 	// database/sql through pgentra.
 	dp := newIdentity(t, env, "id-sleep-sql")
 	dcred := mintingCred(env, dp, clock, life)
-	c, err := driver.NewConnector(env.DSN(dp.Name), driver.WithCredential(dcred), driver.WithTokenOptions(token.WithClock(clock)))
+	c, err := driver.NewConnector(env.DSN(dp.Name), driver.WithCredential(dcred), driver.WithTokenCacheOptions(token.WithClock(clock)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestScenarioHungCredential(t *testing.T) {
 		return azcore.AccessToken{Token: tok, ExpiresOn: exp}, err
 	})}
 	c, err := driver.NewConnector(env.DSN(p.Name), driver.WithCredential(cred),
-		driver.WithTokenOptions(token.WithFetchTimeout(500*time.Millisecond), token.WithBackoff(100*time.Millisecond, 400*time.Millisecond)))
+		driver.WithTokenCacheOptions(token.WithFetchTimeout(500*time.Millisecond), token.WithBackoff(100*time.Millisecond, 400*time.Millisecond)))
 	if err != nil {
 		t.Fatal(err)
 	}

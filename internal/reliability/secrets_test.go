@@ -259,7 +259,7 @@ func TestNoTokenInPrintedSQLValues(t *testing.T) {
 	}
 	defer sc.Close()
 	scan.record(db, sc, c)
-	// The raw driver.Conn is pq's own (DESIGN §2: pq.SetNotificationHandler
+	// The raw driver.Conn is pq's own (pq.SetNotificationHandler
 	// and friends type-assert it). pq keeps its config in it; pgentra blanks
 	// the password there once the login is done, so printing the raw conn
 	// (reachable through sql.Conn.Raw) shows no token either.

@@ -32,15 +32,15 @@ func TestMain(m *testing.M) { os.Exit(extest.Main(m)) }
 // An attempt is one careless try. The newcomer sees err; the fix must be
 // named in pgentra's hint (LoginError.Hint) or, for errors that are not a
 // LoginError, in the message — and, where pgentra never gets to explain
-// (GORM on pgx, a query sqlx left with `?`), in the README row that quotes
-// what the newcomer sees.
+// (GORM on pgx, a query sqlx left with `?`), in the docs section that
+// quotes what the newcomer sees.
 type attempt struct {
 	name string
 	try  func(t *testing.T, env *emulator.Env) error
 	// want: key words of the hint, or of the message when there is no
 	// LoginError.
 	want []string
-	// readme: what the README must explain.
+	// readme: what the docs (docs/*.md) must explain.
 	readme []readmeCheck
 	// foreign: the error is not pgentra's (pgentra is never called, or the
 	// query failed), so it does not say "pgentra:".
@@ -51,11 +51,12 @@ type attempt struct {
 // the cause, a one-line hint and a link; the full hint is in the Hint field.
 const maxMessage = 300
 
-// readmeCheck: a README troubleshooting row (or, with section set, that
-// README section) must quote quote and name every fix.
+// readmeCheck: a section of docs/troubleshooting.md (or, with file and
+// section set, that section of that page) must quote quote and name every
+// fix.
 type readmeCheck struct {
-	quote, section string
-	fix            []string
+	quote, file, section string
+	fix                  []string
 }
 
 // TestCarelessAttempts is issue 15's table: every mistake, the words that
@@ -219,7 +220,7 @@ func TestCarelessAttempts(t *testing.T) {
 					t.Errorf("Rebind = %q; sqlx now knows pgentra: this row tests nothing", got)
 				}
 				_, err = db.ExecContext(ctx, db.Rebind(q), 1, "x")
-				// The fix the README prefers: the same *sql.DB, named "postgres" for sqlx.
+				// The fix the docs prefer: the same *sql.DB, named "postgres" for sqlx.
 				fixed := sqlx.NewDb(db.DB, "postgres")
 				if got := fixed.Rebind(q); got != "insert into notes (id, body) values ($1, $2)" {
 					t.Errorf("sqlx.NewDb(db, \"postgres\").Rebind = %q", got)
@@ -230,7 +231,7 @@ func TestCarelessAttempts(t *testing.T) {
 				return err
 			},
 			want: []string{`syntax error at or near ","`},
-			readme: []readmeCheck{{quote: `pq: syntax error at or near ","`, section: "## With GORM, sqlx",
+			readme: []readmeCheck{{quote: `pq: syntax error at or near ","`, file: "docs/orms-and-tools.md", section: "## sqlx",
 				fix: []string{`sqlx.NewDb(sqlDB, "postgres")`, `sqlx.BindDriver("pgentra", sqlx.DOLLAR)`}}},
 			foreign: true,
 		},
@@ -244,7 +245,7 @@ func TestCarelessAttempts(t *testing.T) {
 				if !errors.As(err, &pe) || pe.Code != "42501" {
 					t.Errorf("err = %v, want *pq.Error 42501", err)
 				}
-				// The README's fixes work: a schema the role owns, named in
+				// The docs' fixes work: a schema the role owns, named in
 				// the DSN's search_path (pq's run-time key, or options).
 				ctx := extest.Context(t, time.Minute)
 				schema := fmt.Sprintf("app_nc%d", seq.Add(1))
@@ -265,7 +266,7 @@ func TestCarelessAttempts(t *testing.T) {
 			want: []string{"permission denied for schema public"},
 			readme: []readmeCheck{
 				{quote: "permission denied for schema public", fix: []string{`GRANT CREATE ON SCHEMA public TO "<role>"`, "docs/admin.sql", "search_path"}},
-				{quote: "permission denied for schema public", section: "## Schemas and migrations",
+				{quote: "permission denied for schema public", file: "docs/azure-setup.md", section: "## Schemas and migrations",
 					fix: []string{`GRANT CREATE ON SCHEMA public TO "id-orders"`, "docs/admin.sql", "search_path=orders", "options='-c search_path=orders'"}},
 			},
 			foreign: true,
@@ -424,7 +425,6 @@ func TestCarelessAttempts(t *testing.T) {
 			want: []string{"pgaadauth_create_principal_with_oid"},
 		},
 	}
-	readme := readREADME(t)
 	for _, a := range attempts {
 		t.Run(a.name, func(t *testing.T) {
 			env := extest.Env(t)
@@ -447,7 +447,7 @@ func TestCarelessAttempts(t *testing.T) {
 				t.Errorf(`"pgentra:" appears %d times, want %d:\n%s`, n, pgentraSays, msg)
 			}
 			for _, r := range a.readme {
-				checkREADME(t, readme, r.section, r.quote, r.fix)
+				checkDocs(t, r)
 			}
 		})
 	}
@@ -563,60 +563,62 @@ func migrate(t *testing.T, dsn string) error {
 	return db.WithContext(extest.Context(t, time.Minute)).AutoMigrate(&Widget{})
 }
 
-func readREADME(t *testing.T) string {
+// checkDocs asserts that the docs explain r.quote and name every fix: in
+// one section (text from a heading to the next) of r.file, default
+// docs/troubleshooting.md, whose heading starts with r.section when set.
+// White space is collapsed, so reflowed lines still match.
+func checkDocs(t *testing.T, r readmeCheck) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	file := orDefault(r.file, "docs/troubleshooting.md")
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", filepath.FromSlash(file)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
-}
-
-// checkREADME asserts that the README explains quote and names every fix:
-// in a troubleshooting row (a table line quoting it), or, with section set,
-// in that section.
-func checkREADME(t *testing.T, readme, section, quote string, fix []string) {
-	t.Helper()
+	quote := collapse(r.quote)
 	var places []string
-	if section != "" {
-		if s := readmeSection(readme, section); strings.Contains(s, quote) {
+	for _, s := range docSections(string(b)) {
+		if r.section != "" && !strings.HasPrefix(s, r.section) {
+			continue
+		}
+		if strings.Contains(collapse(s), quote) {
 			places = append(places, s)
 		}
-	} else {
-		for _, line := range strings.Split(readmeSection(readme, "## Troubleshooting"), "\n") {
-			if strings.HasPrefix(line, "|") && strings.Contains(line, quote) {
-				places = append(places, line)
-			}
-		}
 	}
+	what := file + " " + orDefault(r.section, "section")
 	if len(places) == 0 {
-		t.Errorf("README: no %s quotes %q", orDefault(section, "troubleshooting row"), quote)
+		t.Errorf("%s: none quotes %q", what, r.quote)
 		return
 	}
 	for _, p := range places {
 		ok := true
-		for _, f := range fix {
-			ok = ok && strings.Contains(p, f)
+		for _, f := range r.fix {
+			ok = ok && strings.Contains(collapse(p), collapse(f))
 		}
 		if ok {
 			return
 		}
 	}
-	t.Errorf("README: no %s quoting %q names all of %q:\n%s", orDefault(section, "troubleshooting row"), quote, fix, strings.Join(places, "\n"))
+	t.Errorf("%s: none quoting %q names all of %q:\n%s", what, r.quote, r.fix, strings.Join(places, "\n"))
 }
 
-// readmeSection returns the section whose heading starts with heading, up
-// to the next heading of the same level.
-func readmeSection(readme, heading string) string {
-	i := strings.Index(readme, "\n"+heading)
-	if i < 0 {
-		return ""
+// docSections splits a Markdown page at its headings (lines starting with
+// "#" outside code fences); each section starts with its heading line.
+func docSections(text string) []string {
+	var sections []string
+	var cur strings.Builder
+	fenced := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			fenced = !fenced
+		}
+		if !fenced && strings.HasPrefix(line, "#") && cur.Len() > 0 {
+			sections = append(sections, cur.String())
+			cur.Reset()
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
 	}
-	s := readme[i+1:]
-	if j := strings.Index(s[len(heading):], "\n## "); j >= 0 {
-		s = s[:len(heading)+j]
-	}
-	return s
+	return append(sections, cur.String())
 }
 
 func errorText(err error) string {
@@ -625,6 +627,8 @@ func errorText(err error) string {
 	}
 	return err.Error()
 }
+
+func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func orDefault(s, d string) string {
 	if s == "" {

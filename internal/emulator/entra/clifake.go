@@ -15,7 +15,7 @@ import (
 )
 
 // cliResources are the resources the fake CLIs have tokens for: the
-// database audiences of every cloud (DESIGN.md §6) and ARM.
+// database audiences of every cloud and ARM.
 var cliResources = []string{
 	DatabaseAudience,
 	"https://ossrdbms-aad.database.chinacloudapi.cn",

@@ -3,7 +3,7 @@
 // and production packages must not import it.
 //
 // A [Tenant] owns a signing key, a clock and a directory of principals and
-// mints RS256 v1 access tokens shaped like Azure's (../shared/claims.md).
+// mints RS256 v1 access tokens shaped like Azure's.
 // Real azidentity v1.15 credentials reach it as follows.
 //
 // Managed identity, IMDS ([IdentityServer]):

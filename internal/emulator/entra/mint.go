@@ -97,7 +97,7 @@ func (t *Tenant) claims(p Principal, audience string, lifetime time.Duration, ap
 		c["idtyp"] = "app"
 		c["sub"] = p.ObjectID
 		if aud == ManagementAudience {
-			// The trap in claims.md: only ARM-audience tokens name the resource.
+			// A trap of Azure's tokens: only ARM-audience tokens name the resource.
 			c["xms_mirid"] = p.ResourceID
 			if p.Kind == UserAssignedIdentity {
 				if host, ok := t.firstSystemAssigned(); ok {
@@ -133,8 +133,7 @@ func puid(oid string) string {
 
 // Mint issues an access token for p with the given audience (a resource or a
 // "/.default" scope, normalised by [NormalizeAudience]) and lifetime (<= 0:
-// principal's or tenant's default), shaped per principal kind as in
-// claims.md, and counts it for [Tenant.Minted]. The identity endpoints and
+// principal's or tenant's default), shaped per principal kind as Azure's, and counts it for [Tenant.Minted]. The identity endpoints and
 // the authority call it; tests call it to get tokens without HTTP.
 func (t *Tenant) Mint(p Principal, audience string, lifetime time.Duration) (token string, expiresOn time.Time, err error) {
 	return t.mint(p, audience, lifetime, "")

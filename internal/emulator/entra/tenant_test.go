@@ -125,7 +125,7 @@ func TestNormalizeAudience(t *testing.T) {
 	}
 }
 
-// TestMintClaimsByKind checks the claim shapes of claims.md, including the
+// TestMintClaimsByKind checks the claim shapes of Azure's tokens, including the
 // trap: managed-identity tokens carry xms_mirid only for the ARM audience.
 func TestMintClaimsByKind(t *testing.T) {
 	t.Parallel()

@@ -12,7 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Test tenant, shaped like the claim sets in /shared/claims.md.
+// Test tenant, shaped like the claim sets of Azure's tokens.
 const (
 	testTenant   = "72f988bf-0000-0000-0000-2d7cd011db47"
 	testIssuer   = "https://sts.windows.net/" + testTenant + "/"

@@ -1,0 +1,96 @@
+package doccheck
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// outsideCitation matches references to documents that are not in the
+// repository: the design notes and fact sheets the project was written
+// from. Inside the repository they are docs/design.md and
+// docs/azure-facts.md.
+var outsideCitation = regexp.MustCompile(`DESIGN(\.md)? ?§|\.\./shared|/shared/|\bclaims\.md|(^|[^/\w\[])azure-facts\.md`)
+
+func citesOutside(path, text string) []string {
+	var bad []string
+	inDocs := strings.HasPrefix(filepath.ToSlash(path), "docs/")
+	for i, line := range strings.Split(text, "\n") {
+		for _, m := range outsideCitation.FindAllString(line, -1) {
+			if inDocs && strings.HasSuffix(m, "azure-facts.md") && !strings.Contains(m, "§") {
+				continue // a sibling page in docs/
+			}
+			bad = append(bad, filepath.ToSlash(path)+":"+strconv.Itoa(i+1)+": "+strings.TrimSpace(line))
+		}
+	}
+	return bad
+}
+
+// TestNoOutsideCitations: no source, script or document cites a document
+// outside the repository.
+func TestNoOutsideCitations(t *testing.T) {
+	root := filepath.Join("..", "..")
+	n := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" || d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".md", ".sql", ".sh", ".yaml", ".yml", "":
+		default:
+			return nil
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		if rel == filepath.Join("internal", "doccheck", "citations_test.go") {
+			return nil // the patterns themselves
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		for _, bad := range citesOutside(rel, string(b)) {
+			t.Errorf("cites a document outside the repository: %s", bad)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 50 {
+		t.Fatalf("checked only %d files", n)
+	}
+}
+
+func TestCitesOutside(t *testing.T) {
+	for _, c := range []struct {
+		path, text string
+		bad        bool
+	}{
+		{"driver/x.go", "// see DESIGN §4", true},
+		{"driver/x.go", "// (DESIGN.md §6)", true},
+		{"x.md", "in ../shared/notes", true},
+		{"token/x.go", "// Claim sets from /work/shared/claims.md.", true},
+		{"internal/x.go", "// as azure-facts.md quotes them", true},
+		{"docs/design.md", "see [azure-facts.md](azure-facts.md)", false},
+		{"driver/x.go", "// as docs/azure-facts.md quotes them", false},
+		{"README.md", "[design](docs/design.md)", false},
+	} {
+		if got := len(citesOutside(c.path, c.text)) > 0; got != c.bad {
+			t.Errorf("citesOutside(%q, %q) = %t, want %t", c.path, c.text, got, c.bad)
+		}
+	}
+}
