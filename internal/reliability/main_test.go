@@ -255,8 +255,7 @@ func newFrontStats() *frontStats {
 }
 
 func (s *frontStats) poll(env *emulator.Env) {
-	pws, logins := env.Front.Passwords(), env.Front.Logins()
-	env.Front.Reset()
+	pws, logins := env.Front.Drain()
 	for _, pw := range pws {
 		s.tokens[sha256.Sum256([]byte(pw))] = true
 	}

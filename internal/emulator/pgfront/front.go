@@ -123,6 +123,17 @@ func (f *Front) Cancels() int {
 	return f.cancels
 }
 
+// Drain returns the passwords and logins recorded so far and forgets them, in one
+// step: a login recorded while a test reads (Passwords, Logins, then Reset) would be
+// lost between the read and the reset.
+func (f *Front) Drain() (passwords []string, logins []Login) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	passwords, logins = f.passwords, f.logins
+	f.passwords, f.logins = nil, nil
+	return passwords, logins
+}
+
 // Reset forgets recorded passwords, logins and cancels, so a test can look at only
 // what happened after a given point. Open sessions are not affected.
 func (f *Front) Reset() {
