@@ -87,7 +87,7 @@ type hintInput struct {
 	TLS tlsUpgrade
 }
 
-// Fixed parts of Azure's login refusals (docs/azure-facts.md). Matching uses only these,
+// Fixed parts of Azure's login refusals (docs/azure-behavior.md). Matching uses only these,
 // anchored at the start or the end of the message, so that words inside a role name
 // ("tenant_42_app", "audience-api") never decide a hint.
 const (

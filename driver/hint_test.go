@@ -16,7 +16,7 @@ import (
 const publicScope = "https://ossrdbms-aad.database.windows.net/.default"
 
 // TestLoginHintAzureTexts feeds loginHint each of Azure's texts exactly as
-// docs/azure-facts.md quotes them (and their older forms) and checks that the
+// docs/azure-behavior.md quotes them (and their older forms) and checks that the
 // hint names the cause and the fix.
 func TestLoginHintAzureTexts(t *testing.T) {
 	mi := fakeJWT(miDBClaims(), 1)

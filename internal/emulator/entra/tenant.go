@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Default token lifetimes, like Azure's (docs/azure-facts.md, "Tokens"): a tenant
+// Default token lifetimes, like Azure's (docs/azure-behavior.md, "Tokens"): a tenant
 // whose TenantOptions.TokenLifetime is zero issues managed-identity tokens
 // valid for 24 hours and user and service-principal tokens valid for one hour.
 //

@@ -91,7 +91,7 @@ func TestLoginRefused(t *testing.T) {
 	if _, err := e.sqlText(`SELECT pgaadauth_create_principal_with_oid($1, $2, 'user', false, true)`, mfaRole, mfaOID); err != nil {
 		t.Fatal(err)
 	}
-	// The texts are spelled out here, as docs/azure-facts.md quotes them, so that a change
+	// The texts are spelled out here, as docs/azure-behavior.md quotes them, so that a change
 	// of the constants cannot pass unnoticed.
 	const (
 		expired   = "The access token has expired. Please acquire a new token and retry."

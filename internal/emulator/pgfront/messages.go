@@ -8,7 +8,7 @@ const (
 	// CodeInvalidAuthorization is invalid_authorization_specification: the token
 	// itself is unacceptable (format, signature, audience, issuer, tenant, validity
 	// window, principal type, MFA) or the connection is not encrypted. Azure's token
-	// refusals carry it (docs/azure-facts.md: asyncpg raises
+	// refusals carry it (docs/azure-behavior.md: asyncpg raises
 	// InvalidAuthorizationSpecificationError for them).
 	CodeInvalidAuthorization = "28000"
 	// CodeInvalidPassword is invalid_password: the token is fine but no role is
@@ -26,7 +26,7 @@ const (
 // the driver can match the server side exactly.
 //
 // Each one is Azure Database for PostgreSQL Flexible Server's own text, as quoted from
-// server logs and Microsoft's documentation (docs/azure-facts.md names the
+// server logs and Microsoft's documentation (docs/azure-behavior.md names the
 // public source of each). Where Azure's text for a check is not known — signature,
 // issuer, tenant, not-yet-valid, a user token for a service role, a non-MFA token for an
 // MFA role — the front sends Azure's generic MsgValidationFailed and records the
