@@ -2,6 +2,7 @@ package dsn
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -87,8 +88,13 @@ func checkURLShape(s string) error {
 
 // emailLike reports a value that is a plausible e-mail address or UPN for
 // a key that takes one: something@domain, the domain of letters, digits,
-// ".", "-" and "_".
+// ".", "-" and "_". A pair net/url cannot parse (bad percent-encoding, a
+// ";") is not one: net/url drops it, so pq would read neither it nor what it
+// held.
 func emailLike(k, v string) bool {
+	if _, err := url.ParseQuery(k + "=" + v); err != nil {
+		return false
+	}
 	switch k {
 	case "user", "application_name", "fallback_application_name":
 	default:
