@@ -391,6 +391,7 @@ func TestEventFanoutUnsubscribeWaits(t *testing.T) {
 	eventStopGrace = time.Minute // a busy machine must not make unsubscribe give up
 	var f eventFanout
 	entered, release := make(chan struct{}), make(chan struct{})
+	var block sync.Once
 	var mu sync.Mutex
 	var returned, after, others int
 	stopped := false
@@ -400,11 +401,10 @@ func TestEventFanoutUnsubscribeWaits(t *testing.T) {
 			after++
 		}
 		mu.Unlock()
-		select {
-		case entered <- struct{}{}:
-			<-release
-		default:
-		}
+		// The first call blocks until released, whenever it runs: a
+		// non-blocking send here was lost when emit ran before the test
+		// waited for it (a busy machine), and the test hung.
+		block.Do(func() { close(entered); <-release })
 		mu.Lock()
 		returned++
 		mu.Unlock()
