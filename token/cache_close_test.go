@@ -78,6 +78,14 @@ func TestCloseWithHungCredentialLeavesNoGoroutine(t *testing.T) {
 				}()
 			}
 			eventually(t, "callers to wait", func() bool { return c.waiting.Load() == waiters })
+			// The hung call itself must have started, or Close has no call to
+			// cancel (on a busy machine the fetch goroutine may not have
+			// reached the credential yet).
+			calls := int32(1)
+			if background {
+				calls = 2
+			}
+			eventually(t, "the hung credential call", func() bool { return cred.calls.Load() == calls })
 
 			closed := make(chan struct{})
 			go func() { c.Close(); close(closed) }()
@@ -91,6 +99,7 @@ func TestCloseWithHungCredentialLeavesNoGoroutine(t *testing.T) {
 					t.Fatalf("waiter: err = %v, want ErrClosed", err)
 				}
 			}
+			eventually(t, "the cancelled call to return", func() bool { return cred.lastCtxErr() != nil })
 			if err := cred.lastCtxErr(); !errors.Is(err, context.Canceled) {
 				t.Fatalf("credential context: %v, want canceled by Close", err)
 			}
