@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -24,7 +25,7 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 		// A sovereign-cloud server needs a sovereign-cloud login.
 		co.Cloud = clouds.ForScope(scope).Config()
 	}
-	noDiscovery := o.disableInstanceDiscovery
+	noDiscovery := o.disableInstanceDiscovery || loopbackAuthority(firstNonEmpty(co.Cloud.ActiveDirectoryAuthorityHost, getenv("AZURE_AUTHORITY_HOST")))
 	info := describeCredential(s, getenv)
 	last := &lastAnswer{}
 	co.PerRetryPolicies = append(append([]policy.Policy(nil), co.PerRetryPolicies...), last)
@@ -107,6 +108,23 @@ func newCredential(s settings, scope string, o *options, getenv func(string) str
 	// DefaultAzureCredential takes the identity only from AZURE_CLIENT_ID, so
 	// a DSN that names one gets the same chain built with that identity.
 	return wrap(defaultChain(s, co, noDiscovery, getenv))
+}
+
+// loopbackAuthority reports whether the Entra authority host is on this
+// machine (an emulator or a test authority). Instance discovery would ask
+// login.microsoftonline.com about a host it cannot know, so it is turned off
+// for such an authority as if WithDisableInstanceDiscovery were given.
+func loopbackAuthority(authority string) bool {
+	u, err := url.Parse(authority)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // defaultChain mirrors DefaultAzureCredential's order (environment, workload

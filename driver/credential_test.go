@@ -3,11 +3,15 @@ package driver
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/pgentra/pgentra/internal/emulator/entra"
@@ -278,5 +282,92 @@ func TestTokenErrorAzureCLI(t *testing.T) {
 		if msg := err.Error(); !strings.HasPrefix(msg, "pgentra: "+tt.name+": ") || strings.Count(msg, "pgentra:") != 1 || strings.Contains(msg, tt.kind+":") {
 			t.Errorf("%s: error = %q", tt.kind, msg)
 		}
+	}
+}
+
+// hostRecorder records the host of every request a credential sends, before
+// the emulator's transport serves it (whatever the host).
+type hostRecorder struct {
+	next  policy.Transporter
+	mu    sync.Mutex
+	hosts []string
+}
+
+func (r *hostRecorder) Do(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.hosts = append(r.hosts, req.URL.Hostname())
+	r.mu.Unlock()
+	return r.next.Do(req)
+}
+
+func (r *hostRecorder) seen() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.hosts...)
+}
+
+// TestLoopbackAuthorityHasNoInstanceDiscovery: an Entra authority on a
+// loopback address (the emulator's) is no host MSAL knows, and instance
+// discovery would ask login.microsoftonline.com about it. Without
+// WithDisableInstanceDiscovery, workload identity against such an authority
+// sends nothing to any other host. The public authority is the control: it
+// is discovered, so the recorder does see such a request.
+func TestLoopbackAuthorityHasNoInstanceDiscovery(t *testing.T) {
+	tests := []struct {
+		name          string
+		authority     func(e *credTestEnv) string // "" → the emulator's, from the client options
+		fromEnv       bool                        // AZURE_AUTHORITY_HOST rather than the client options
+		wantDiscovery bool
+	}{
+		{name: "client options", authority: func(e *credTestEnv) string { return e.co.Cloud.ActiveDirectoryAuthorityHost }},
+		{name: "AZURE_AUTHORITY_HOST", authority: func(e *credTestEnv) string { return e.co.Cloud.ActiveDirectoryAuthorityHost }, fromEnv: true},
+		{name: "localhost", authority: func(e *credTestEnv) string {
+			return strings.Replace(e.co.Cloud.ActiveDirectoryAuthorityHost, "127.0.0.1", "localhost", 1)
+		}, fromEnv: true},
+		{name: "public cloud (control)", authority: func(*credTestEnv) string { return "https://login.microsoftonline.com/" }, wantDiscovery: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCredTestEnv(t)
+			sp, err := e.tenant.AddServicePrincipal("orders-worker")
+			if err != nil {
+				t.Fatal(err)
+			}
+			file, err := e.tenant.WriteFederatedTokenFile(t.TempDir(), sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &hostRecorder{next: e.co.Transport}
+			co := e.co
+			co.Transport = rec
+			co.Cloud.ActiveDirectoryAuthorityHost = tc.authority(e)
+			if tc.fromEnv {
+				e.vars["AZURE_AUTHORITY_HOST"] = co.Cloud.ActiveDirectoryAuthorityHost
+				t.Setenv("AZURE_AUTHORITY_HOST", co.Cloud.ActiveDirectoryAuthorityHost) // azidentity reads it itself
+				co.Cloud = cloud.Configuration{}
+			}
+			dsn := "host=srv.postgres.database.azure.com user=orders-worker azure_credential=workload_identity" +
+				" azure_client_id=" + sp.AppID + " azure_tenant_id=" + e.tenant.ID() + " azure_federated_token_file=" + file
+			c, err := NewConnector(dsn, WithClientOptions(co), withGetenv(e.getenv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			// The token only: a Connect would dial srv.postgres.database.azure.com.
+			if _, err := c.TokenCache().Token(ctx); err != nil {
+				t.Fatalf("token: %v", err)
+			}
+			var other []string
+			for _, h := range rec.seen() {
+				if a, err := netip.ParseAddr(h); h != "localhost" && (err != nil || !a.IsLoopback()) {
+					other = append(other, h)
+				}
+			}
+			if got := len(other) > 0; got != tc.wantDiscovery {
+				t.Errorf("requests to other hosts: %q (all: %q); want some: %v", other, rec.seen(), tc.wantDiscovery)
+			}
+		})
 	}
 }

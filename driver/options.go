@@ -77,7 +77,9 @@ func WithClientOptions(co azcore.ClientOptions) Option {
 
 // WithDisableInstanceDiscovery turns off Entra instance discovery for the
 // credential pgentra builds, as azidentity's option of the same name does:
-// needed for disconnected clouds, private authorities and Azure Stack.
+// needed for disconnected clouds, private authorities and Azure Stack. An
+// authority on a loopback address (AZURE_AUTHORITY_HOST or the Cloud of
+// WithClientOptions, as with pgentra's emulator) has discovery off without it.
 // Like WithClientOptions, it is refused with WithCredential or WithTokenCache.
 func WithDisableInstanceDiscovery() Option {
 	return func(o *options) { o.disableInstanceDiscovery = true }

@@ -56,8 +56,8 @@ func (inst *instance) writeWorkloads(ctx context.Context) error {
 		fmt.Fprintf(&b, "# pgentra emulator: what AKS's workload-identity webhook injects into a pod whose service\n"+
 			"# account (%s) is federated with the app registration %q. SSL_CERT_FILE makes Go\n"+
 			"# on Linux trust the emulator's Entra authority (TLS, test certificate); set\n"+
-			"# DisableInstanceDiscovery (pgentra: driver.WithDisableInstanceDiscovery()), or MSAL asks\n"+
-			"# login.microsoftonline.com about this authority. Source env.sh too.\n", p.FederatedSubject, p.Name)
+			"# DisableInstanceDiscovery in azidentity code, or MSAL asks login.microsoftonline.com\n"+
+			"# about this authority (pgentra turns it off for a loopback authority). Source env.sh too.\n", p.FederatedSubject, p.Name)
 		for _, kv := range []struct{ k, v string }{
 			{"AZURE_CLIENT_ID", p.AppID},
 			{"AZURE_TENANT_ID", env.Tenant.ID()},

@@ -13,7 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/pgentra/pgentra/driver"
+	_ "github.com/pgentra/pgentra/driver"
 	"github.com/pgentra/pgentra/internal/emulator/entra"
 )
 
@@ -31,8 +31,10 @@ func TestMain(m *testing.M) {
 // the environment (the webhook's variables, SSL_CERT_FILE, env.sh's PG*):
 // a WorkloadIdentityCredential with azidentity's default transport gets a
 // database token, then pgentra logs in with azure_credential=workload_identity.
-// The emulator's authority is no host MSAL knows, so instance discovery is
-// off (it would ask login.microsoftonline.com).
+// The emulator's authority is no host MSAL knows: azidentity's own
+// credential needs instance discovery off (it would ask
+// login.microsoftonline.com); pgentra turns it off for a loopback authority
+// by itself, so its side is plain sql.Open.
 func workloadChild() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -60,11 +62,10 @@ func workloadChild() int {
 	}
 	fmt.Println("credential: token for appid", claims.AppID)
 
-	c, err := driver.NewConnector("azure_credential=workload_identity", driver.WithDisableInstanceDiscovery())
+	db, err := sql.Open("pgentra", "azure_credential=workload_identity")
 	if err != nil {
-		return fail("NewConnector", err)
+		return fail("sql.Open", err)
 	}
-	db := sql.OpenDB(c)
 	defer db.Close()
 	var user string
 	if err := db.QueryRowContext(ctx, "select current_user").Scan(&user); err != nil {
