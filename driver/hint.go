@@ -126,6 +126,7 @@ const (
 	anchorTokenRequest    anchor = "token-request-failed"
 	anchorNoRole          anchor = "password-authentication-failed"
 	anchorWrongUser       anchor = "user-is-not-the-tokens-role"
+	anchorNoUser          anchor = "no-user-name"
 	anchorExpired         anchor = "token-expired"
 	anchorExpiredInFlight anchor = "token-expired-in-flight"
 	anchorClockSkew       anchor = "clock-skew"

@@ -22,7 +22,7 @@ import (
 func nameInToken(tok azcore.AccessToken) (token.Claims, string, error) {
 	claims, err := token.ParseClaims(tok.Token)
 	if err != nil {
-		return claims, "", fmt.Errorf("%w: the DSN names no user and the access token can't be read to find one (%w); set user to the role created with pgaadauth_create_principal", ErrNoUser, err)
+		return claims, "", fmt.Errorf("%w: the DSN names no user and the access token can't be read to find one (%w); set user to the role created with pgaadauth_create_principal (see %s)", ErrNoUser, err, anchorNoUser.url())
 	}
 	name := claims.PrincipalName()
 	if err := checkDerivedName(name, claims); err != nil {
@@ -43,7 +43,7 @@ func checkDerivedName(name string, c token.Claims) error {
 }
 
 func noPrincipalError(c token.Claims) error {
-	return fmt.Errorf("%w: the DSN names no user and the access token does not name its principal (%s); set user to the role created for it with pgaadauth_create_principal (for a service principal: the app's display name)", ErrNoUser, describe(c))
+	return fmt.Errorf("%w: the DSN names no user and the access token does not name its principal (%s); set user to the role created for it with pgaadauth_create_principal (for a service principal: the app's display name) (see %s)", ErrNoUser, describe(c), anchorNoUser.url())
 }
 
 // userLookup finds the role name of an identity whose database-scope tokens

@@ -224,8 +224,9 @@ func TestUserLookupRemembersNoPrincipal(t *testing.T) {
 	c := lookupConnector(t, cred)
 	for i := range 10 {
 		_, err := c.Connect(context.Background())
-		if !errors.Is(err, ErrNoUser) || !strings.Contains(err.Error(), "set user") || !strings.Contains(err.Error(), "appid=3f2e1d0c") {
-			t.Fatalf("connect %d: %v; want ErrNoUser saying to set user", i, err)
+		if !errors.Is(err, ErrNoUser) || !strings.Contains(err.Error(), "set user") || !strings.Contains(err.Error(), "appid=3f2e1d0c") ||
+			!strings.HasSuffix(err.Error(), " (see "+anchorNoUser.url()+")") {
+			t.Fatalf("connect %d: %v; want ErrNoUser saying to set user, with a link to #%s", i, err, anchorNoUser)
 		}
 		if strings.Contains(err.Error(), secretMarker) {
 			t.Fatalf("error leaks the token: %v", err)
