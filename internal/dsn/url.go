@@ -45,8 +45,10 @@ func (e *URLPasswordError) Unwrap() error { return ErrURLPassword }
 //     is then only the part before a "@" it held).
 //   - "@" in a query value when the host part has a ":" (user:password
 //     read as host:port): refused unless the value is an e-mail-like user or
-//     application name (user=alice@contoso.com), since the rest of a URL
-//     after the "@" would hold "/", ":", "?" or another "@". A password
+//     application name (user=alice@contoso.com) that pq reads (the first
+//     value of its key: pq drops the others, and with them what a password
+//     put there), since the rest of a URL after the "@" would hold "/",
+//     ":", "?" or another "@". A password
 //     ending in "?user=x" before a bare host (postgres://app:1?user=x@srv)
 //     reads exactly as a legitimate URL and is accepted.
 func checkURLShape(s string) error {
@@ -71,6 +73,7 @@ func checkURLShape(s string) error {
 	at := strings.LastIndex(authority, "@")
 	password := at >= 0 && strings.Contains(authority[:at], ":")
 	colon := strings.Contains(authority[at+1:], ":")
+	read, _ := url.ParseQuery(query) // what pq reads is each key's first value
 	for pair := range strings.SplitSeq(query, "&") {
 		k, v, _ := strings.Cut(pair, "=")
 		switch {
@@ -79,7 +82,7 @@ func checkURLShape(s string) error {
 		case !strings.Contains(v, "@"):
 		case password:
 			return &URLPasswordError{Where: `an "@" in a query value after a user:password part`}
-		case colon && !emailLike(k, v):
+		case colon && !emailLike(k, v, read):
 			return &URLPasswordError{Where: `an "@" in a query value while its host part has a ":" (user:password reads as host:port)`}
 		}
 	}
@@ -88,12 +91,19 @@ func checkURLShape(s string) error {
 
 // emailLike reports a value that is a plausible e-mail address or UPN for
 // a key that takes one: something@domain, the domain of letters, digits,
-// ".", "-" and "_". A pair net/url cannot parse (bad percent-encoding, a
-// ";") is not one: net/url drops it, so pq would read neither it nor what it
-// held.
-func emailLike(k, v string) bool {
-	if _, err := url.ParseQuery(k + "=" + v); err != nil {
+// ".", "-" and "_". Only a pair pq reads counts: not one net/url cannot
+// parse (bad percent-encoding, a ";"), which it drops, nor a repeated key's
+// later value (read holds the query as net/url parses it; pq takes each
+// key's first value), since pq would read neither it nor what it held.
+func emailLike(k, v string, read url.Values) bool {
+	pair, err := url.ParseQuery(k + "=" + v)
+	if err != nil {
 		return false
+	}
+	for key, vals := range pair {
+		if first := read[key]; len(first) == 0 || first[0] != vals[0] {
+			return false
+		}
 	}
 	switch k {
 	case "user", "application_name", "fallback_application_name":

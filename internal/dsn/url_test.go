@@ -31,6 +31,9 @@ func TestParseURLPasswordSpillRefused(t *testing.T) {
 		"postgres://app@corp:1234?s3cretpart@srv/db",
 		"postgres://app:@?user=s3cretpart@srv", // found by FuzzURLPassword: the password "@?user=s3cretpart"
 		"postgres://app:p@ss?user=s3cretpart@srv.example.com",
+		"postgres://app:1234?user&user=s3cretpart@srv", // found by FuzzURLPassword: pq reads the first user (none) and drops the rest
+		"postgres://app:1234?user=&user=s3cretpart@srv",
+		"postgres://app:1234?user=u&user=s3cretpart@srv",
 	} {
 		p, err := Parse(in)
 		if err == nil {
