@@ -74,6 +74,9 @@ func TestDeriveUserUnreadableToken(t *testing.T) {
 	if !errors.Is(err, ErrNoUser) || strings.Contains(err.Error(), secretMarker) {
 		t.Fatalf("err = %v", err)
 	}
+	if !strings.Contains(err.Error(), " (see "+anchorNoUser.url()+")") {
+		t.Errorf("error does not link #%s: %v", anchorNoUser, err)
+	}
 	if n := cred.mgmtCalls.Load(); n != 0 {
 		t.Errorf("management-scope calls = %d for an unreadable token, want 0", n)
 	}
